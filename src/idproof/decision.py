@@ -1,0 +1,99 @@
+"""Decision policy: turn what the stages found into accept / reject / retry with reasons.
+
+- retry:  the inputs cannot support a decision (unreadable image, no face, poor quality); the person
+          can fix it by taking another photo.
+- reject: the inputs were good and the faces do not match at the calibrated threshold.
+- accept: the faces match at a threshold calibrated to the stated false-match rate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from idproof.reasons import Outcome, Reason, text_for
+
+Subject = Literal["document", "selfie", "match"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: Reason
+    subject: Subject
+    text: str
+
+    @property
+    def reason(self) -> str:
+        """Machine-readable reason, e.g. ``selfie:low_quality:blur``."""
+        return f"{self.subject}:{self.code.value}"
+
+
+def finding(code: Reason, subject: Subject, detail: str = "") -> Finding:
+    text = text_for(code)
+    if subject == "document" and code is not Reason.BAD_IMAGE:
+        text = "Document portrait: " + text[0].lower() + text[1:]
+    return Finding(code, subject, f"{text} {detail}".strip())
+
+
+@dataclass(frozen=True)
+class Match:
+    score: float
+    threshold: float
+    target_fmr: float
+    model_scores: dict[str, float]
+
+    @property
+    def matched(self) -> bool:
+        return self.score >= self.threshold
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    findings: tuple[Finding, ...]
+    match: Match | None
+    scorer: str
+    calibration_version: str
+    model_versions: dict[str, str]
+    timings_ms: dict[str, float]
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
+    checks_performed: tuple[str, ...] = ()
+    decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    code_version: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome is Outcome.ACCEPT
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(f.reason for f in self.findings)
+
+    @property
+    def score(self) -> float | None:
+        return self.match.score if self.match else None
+
+    @property
+    def threshold(self) -> float | None:
+        return self.match.threshold if self.match else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["outcome"] = self.outcome.value
+        d["reasons"] = list(self.reasons)
+        d["findings"] = [{"reason": f.reason, "code": f.code.value, "subject": f.subject, "text": f.text} for f in self.findings]
+        return d
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+
+def decide(findings: list[Finding], match: Match | None, **context: Any) -> Decision:
+    """Findings about the inputs come first: any of them means retry. Otherwise the match decides."""
+    if findings or match is None:
+        return Decision(Outcome.RETRY, tuple(findings), match, **context)
+    if match.matched:
+        return Decision(Outcome.ACCEPT, (finding(Reason.MATCH, "match"),), match, **context)
+    return Decision(Outcome.REJECT, (finding(Reason.BELOW_THRESHOLD, "match"),), match, **context)

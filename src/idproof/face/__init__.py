@@ -1,0 +1,1 @@
+"""Face stage: detect → align → quality gate → embed → compare 1:1."""
