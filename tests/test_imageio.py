@@ -157,14 +157,21 @@ def test_decompression_bomb_png_is_refused_cheaply() -> None:
     assert "megapixels" in err.fix
 
 
-def test_decompression_bomb_gif_and_jpeg_headers() -> None:
-    # headers claiming a huge canvas, with (almost) no pixel data behind them
-    for fmt in ("GIF", "JPEG"):
-        data = _encode(Image.new("L", (16000, 16000)), fmt)
-        assert len(data) < 2_000_000
-        _raises(data, "too many pixels", "16000x16000")
-    # below Pillow's own guard but above ours: our header check names WxH too
-    _raises(_encode(Image.new("1", (8000, 6000)), "PNG"), "8000x6000", "limit")
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A small real JPEG whose SOF header is patched to claim width x height (a header-only bomb)."""
+    data = bytearray(_encode(Image.new("L", (64, 64), 128), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_decompression_bomb_jpeg_header() -> None:
+    # above Pillow's own guard (raised inside Image.open): still names WxH and our limit
+    _raises(_jpeg_claiming(60000, 60000), "too many pixels", "60000x60000", "40,000,000")
+    # below Pillow's guard but above ours: caught by our header check before decoding
+    _raises(_jpeg_claiming(8000, 6000), "too many pixels", "8000x6000", "40,000,000")
+    # a caller's tighter limit is honoured
+    _raises(_jpeg_claiming(4000, 3000), "4000x3000", "10,000,000", max_pixels=10_000_000)
 
 
 def test_pixel_limit_reports_dimensions(face_bytes: bytes) -> None:

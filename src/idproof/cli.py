@@ -78,7 +78,7 @@ def calibrate(
     out: Annotated[Optional[Path], typer.Option(help="Where to write the calibration JSON (default: the shipped file for the profile).")] = None,
     profile: Annotated[str, typer.Option(help=f"Scoring profile: {', '.join(PROFILES)}.")] = DEFAULT_PROFILE,
     identities: Annotated[Optional[Path], typer.Option(help="identities.csv: adds every cross-identity image pair as an impostor.")] = None,
-    held_out: Annotated[float, typer.Option(help="Fraction of identities held back to check the fitted FMRs.")] = 0.3,
+    held_out: Annotated[float, typer.Option(help="Approximate fraction of pairs held back (identity-disjoint) to check the fitted FMRs.")] = 0.3,
     max_impostors: Annotated[int, typer.Option(help="Cap on impostor pairs (seeded sample).")] = 2_000_000,
 ) -> None:
     """Fit thresholds for target false-match rates from impostor scores and write a calibration file."""

@@ -81,7 +81,9 @@ def run_calibration(
         model=scorer_name(models), pairs_source=source, normalization=norm, fusion_weights=weights,
     )
     calibration.save(out)
-    held = cal.check_held_out(calibration, hs[held_s.labels], hs[~held_s.labels])
+    held_imp = [held_pairs[k] for k in held_s.kept[~held_s.labels]]
+    people = ([cal.identity_of(a) for a, _, _ in held_imp], [cal.identity_of(b) for _, b, _ in held_imp])
+    held = cal.check_held_out(calibration, hs[held_s.labels], hs[~held_s.labels], impostor_identities=people)
     return {
         "calibration": str(out),
         "version": calibration.version,

@@ -11,10 +11,9 @@ import numpy as np
 from idproof.face.compare import DEFAULT_PROFILE, PROFILES
 from idproof.face.detect import detect_faces
 from idproof.face.embed import Template, embedder
-from idproof.face.quality import QualityPolicy, QualityReport, assess, select_face
+from idproof.face.quality import QualityPolicy, QualityReport, Role, assess, select_face
 from idproof.face.types import DetectedFace
 
-Role = Literal["selfie", "portrait"]
 
 
 @dataclass(frozen=True)

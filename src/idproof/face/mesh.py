@@ -14,14 +14,17 @@ Pose convention (verified on real LFW photos, see tests/test_quality.py):
 - ``roll_deg`` > 0: the face is rotated clockwise in the image (as seen on screen); rotating the
   image by +20 deg counter-clockwise with ``cv2.getRotationMatrix2D(c, 20, 1)`` gives roll ~ -20.
 
-Cost: ~6-9 ms per call on a 2-core x86 CPU (XNNPACK), crops capped at 384 px; see ``MeshModel``.
+Cost (2-core x86 CPU, XNNPACK, crops capped at 384 px): ~13 ms per call on a 250x250 LFW photo,
+15-25 ms on 1-2.5 MP photos (the crop itself is the extra); loading the model once ~0.9 s.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import math
+import os
 import threading
 from functools import cache
 
@@ -36,6 +39,22 @@ MODEL_NAME = "mediapipe_face_landmarker"
 CROP_SCALE = 1.6  # crop side = this x the larger side of the detector box
 MAX_CROP_SIDE = 384  # larger crops are downscaled: the landmark network itself works at 256x256
 N_POINTS = 478
+
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """MediaPipe's C++ core writes INFO/WARNING lines (XNNPACK delegate, feedback tensors) straight to
+    file descriptor 2 while the graph starts, ignoring GLOG_minloglevel. Silence fd 2 for that moment
+    only; Python exceptions still propagate."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _load_model_bytes() -> bytes:
@@ -92,6 +111,7 @@ class MeshModel:
     """One FaceLandmarker, created once per process (``MeshModel.shared()``); calls are serialised."""
 
     def __init__(self) -> None:
+        import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
         options = vision.FaceLandmarkerOptions(
@@ -101,7 +121,10 @@ class MeshModel:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with _quiet_stderr():
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            # the first inference starts the graph's calculators (and their log lines)
+            self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
         self._lock = threading.Lock()
         # MediaPipe dispatches every call through a ThreadPoolExecutor that concurrent.futures shuts down
         # at interpreter exit *before* atexit handlers run; its own __del__ then fails noisily. Close it

@@ -30,6 +30,7 @@ class PairScores:
     failed_pairs: int  # pairs where either image had no usable face
     failed_genuine: int
     failed_images: tuple[str, ...]
+    kept: np.ndarray  # index into the input pairs of each scored pair
 
 
 def analyze_images(
@@ -41,12 +42,13 @@ def analyze_images(
     """Template per image path (None when no face was found or the file is unreadable).
 
     The quality gate is measured but not enforced here: calibration must see the same faces the
-    benchmark's peers see, and a retry decision is not a comparison.
+    benchmark's peers see, and a retry decision is not a comparison. The labelled subject of a data-set
+    photo is its centred face (role "centred"), not always its largest.
     """
     out: dict[str, Template | None] = {}
     for p in dict.fromkeys(paths):
         try:
-            sample = engine.analyze(load_image(p), "portrait", embed_even_if_poor=True)
+            sample = engine.analyze(load_image(p), "centred", embed_even_if_poor=True)
         except ImageError:
             sample = None
         out[p] = sample.template if sample is not None else None
@@ -59,8 +61,8 @@ def score_pairs(pairs: Sequence[Pair], templates: dict[str, Template | None], mo
     from idproof.face.embed import embedder
 
     scores: dict[str, list[float]] = {m: [] for m in models}
-    labels, failed, failed_gen = [], 0, 0
-    for a, b, same in pairs:
+    labels, kept, failed, failed_gen = [], [], 0, 0
+    for n, (a, b, same) in enumerate(pairs):
         ta, tb = templates.get(a), templates.get(b)
         if ta is None or tb is None:
             failed += 1
@@ -69,8 +71,9 @@ def score_pairs(pairs: Sequence[Pair], templates: dict[str, Template | None], mo
         for m in models:
             scores[m].append(embedder(m).similarity(ta.vectors[m], tb.vectors[m]))
         labels.append(same)
+        kept.append(n)
     bad = tuple(sorted(p for p, t in templates.items() if t is None))
-    return PairScores({m: np.asarray(v) for m, v in scores.items()}, np.asarray(labels, bool), failed, failed_gen, bad)
+    return PairScores({m: np.asarray(v) for m, v in scores.items()}, np.asarray(labels, bool), failed, failed_gen, bad, np.asarray(kept, int))
 
 
 def read_identities(path: str | Path) -> dict[str, str]:
