@@ -101,7 +101,7 @@ def test_exif_rotated_grayscale_and_cmyk_inputs_still_match(verifier):
     rgb = read_rgb(OBAMA2)
     rotated = np.ascontiguousarray(np.rot90(rgb))  # stored sideways, EXIF says rotate back
     exif = Image.Exif()
-    exif[0x0112] = 8  # orientation: rotate 90 CW to view
+    exif[0x0112] = 6  # orientation 6: the viewer rotates 90° clockwise, undoing rot90 (counter-clockwise)
     exif_jpeg = jpeg_bytes(rotated, exif=exif.tobytes())
     assert verifier.verify(OBAMA, exif_jpeg).outcome is Outcome.ACCEPT
 

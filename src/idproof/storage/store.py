@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from platformdirs import user_data_dir
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -59,8 +59,9 @@ class Store:
         migrate(self.engine)
 
     def record_decision(self, d: Decision) -> str:
+        record_id = str(uuid.uuid4())
         row = ProofingDecision(
-            id=str(uuid.uuid4()),
+            id=record_id,
             decided_at=datetime.fromisoformat(d.decided_at),
             outcome=d.outcome.value,
             reasons=list(d.reasons),
@@ -75,12 +76,12 @@ class Store:
         )
         with Session(self.engine) as s, s.begin():
             s.add(row)
-        return row.id
+        return record_id
 
     def get_decision(self, record_id: str) -> ProofingDecision | None:
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             return s.get(ProofingDecision, record_id)
 
     def count_decisions(self) -> int:
         with Session(self.engine) as s:
-            return len(s.scalars(select(ProofingDecision.id)).all())
+            return s.scalar(select(func.count()).select_from(ProofingDecision)) or 0
