@@ -14,6 +14,7 @@ import os
 import time
 from functools import cache
 
+from idproof._timing import ms_since
 from idproof import __version__
 from idproof.calibration import shipped_calibration
 from idproof.decision import Decision, Finding, Match, decide, finding
@@ -56,7 +57,9 @@ class Verifier:
         timings: dict[str, float] = {}
 
         # document → its portrait
+        t0 = time.perf_counter()
         doc_rgb = _load(document_image, "document", findings)
+        timings["document.load"] = ms_since(t0)
         portrait = None
         if doc_rgb is not None:
             portrait = self.engine.analyze(read_document(doc_rgb).portrait_image, "portrait")
@@ -64,7 +67,9 @@ class Verifier:
             timings.update({f"document.{k}": v for k, v in portrait.timings_ms.items()})
 
         # selfie → face
+        t0 = time.perf_counter()
         selfie_rgb = _load(selfie_image, "selfie", findings)
+        timings["selfie.load"] = ms_since(t0)
         selfie = None
         if selfie_rgb is not None:
             selfie = self.engine.analyze(selfie_rgb, "selfie")
@@ -81,7 +86,7 @@ class Verifier:
                 target_fmr=self.threshold.fmr,
                 model_scores={k: round(v, 6) for k, v in scores.items()},
             )
-        timings["total"] = round((time.perf_counter() - start) * 1000, 2)
+        timings["total"] = ms_since(start)
 
         return decide(
             findings,
@@ -94,6 +99,7 @@ class Verifier:
             checks_performed=("image_intake", "face_detection", "quality_gate", "face_match_1to1"),
             code_version=__version__,
         )
+
 
 
 def _load(source: ImageInput, subject, findings: list[Finding]):
@@ -109,11 +115,11 @@ def _quality_findings(sample: FaceSample, subject) -> list[Finding]:
 
 
 @cache
-def default_verifier(profile: str = DEFAULT_PROFILE) -> Verifier:
-    return Verifier(profile=profile)
+def default_verifier(profile: str = DEFAULT_PROFILE, fmr: float | None = None) -> Verifier:
+    """One verifier per (profile, FMR) per process: models and calibration load once."""
+    return Verifier(profile=profile, fmr=fmr)
 
 
 def verify(document_image: ImageInput, selfie_image: ImageInput, *, fmr: float | None = None) -> Decision:
     """Verify a selfie against an identity document's portrait with the shipped models and calibration."""
-    verifier = default_verifier() if fmr is None else Verifier(fmr=fmr)
-    return verifier.verify(document_image, selfie_image)
+    return default_verifier(DEFAULT_PROFILE, fmr).verify(document_image, selfie_image)

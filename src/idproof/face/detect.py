@@ -30,6 +30,11 @@ def _session():
     return onnx.session(WEIGHTS)
 
 
+def warm_up() -> None:
+    """Create the session and run it once (ONNX Runtime allocates its buffers on the first run)."""
+    detect_faces(np.zeros((64, 64, 3), np.uint8))
+
+
 def detect_faces(rgb: np.ndarray, *, min_score: float = MIN_SCORE) -> list[DetectedFace]:
     """All faces in an RGB uint8 image, largest first."""
     from retinaface.postprocess import generate_anchors, rebuild_boxes, rebuild_pts, ANCHOR_SIZES, ANCHOR_STRIDES

@@ -8,8 +8,9 @@ from typing import Literal
 
 import numpy as np
 
+from idproof._timing import ms_since
 from idproof.face.compare import DEFAULT_PROFILE, PROFILES
-from idproof.face.detect import detect_faces
+from idproof.face.detect import detect_faces, warm_up as warm_up_detector
 from idproof.face.embed import Template, embedder
 from idproof.face.quality import QualityPolicy, QualityReport, Role, assess, select_face
 from idproof.face.types import DetectedFace
@@ -48,8 +49,12 @@ class FaceEngine:
         self.models = PROFILES[profile]
         self.policy = policy or QualityPolicy()
         self.check_quality = check_quality
+        # Load every model now, not inside the first request (and its timings).
+        warm_up_detector()
         for m in self.models:
-            embedder(m)  # load now, not inside the first request's timing
+            embedder(m)
+        if check_quality:
+            self._mesh()
 
     def _mesh(self):
         from idproof.face.mesh import MeshModel
@@ -60,7 +65,7 @@ class FaceEngine:
         t = {}
         t0 = time.perf_counter()
         faces = detect_faces(rgb)
-        t["detect"] = _ms(t0)
+        t["detect"] = ms_since(t0)
 
         face, problems = select_face(faces, rgb.shape, role, self.policy)
         if face is None:
@@ -74,7 +79,7 @@ class FaceEngine:
                 report = QualityReport(False, tuple(dict.fromkeys(problems + report.reasons)), report.measures)
         else:
             report = QualityReport(not problems, problems, {})
-        t["quality"] = _ms(t0)
+        t["quality"] = ms_since(t0)
 
         template = None
         if report.passed or embed_even_if_poor:
@@ -83,13 +88,10 @@ class FaceEngine:
                 e = embedder(m)
                 t0 = time.perf_counter()
                 crop = e.crop(rgb, face)
-                t[f"align:{m}"] = _ms(t0)
+                t[f"align:{m}"] = ms_since(t0)
                 t0 = time.perf_counter()
                 vectors[m] = e.embed_crop(crop)
-                t[f"embed:{m}"] = _ms(t0)
+                t[f"embed:{m}"] = ms_since(t0)
             template = Template(vectors)
         return FaceSample(role, len(faces), face, report, template, t)
 
-
-def _ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000, 2)
