@@ -80,19 +80,15 @@ class IdproofPipeline:
         self._detect = detect_faces
         self._load = load_image
         self._embedders = {m: embedder(m) for m in models}
-        self._detect_session_loaded = False
-        try:  # the engine's own face choice; the largest face when the quality module is not there
-            from idproof.face.quality import QualityPolicy, select_face
+        from idproof.face.quality import QualityPolicy, select_face
 
-            policy = QualityPolicy()
-            self._select = lambda faces, shape: select_face(faces, shape, "portrait", policy)[0]
-            self.face_choice = "idproof.face.quality.select_face(role='portrait')"
-        except ImportError:
-            self._select = lambda faces, shape: faces[0] if faces else None
-            self.face_choice = "largest face"
-        from idproof.face import detect
+        # The labelled subject of an LFW-style photo is its centred face, not always its largest.
+        policy = QualityPolicy()
+        self._select = lambda faces, shape: select_face(faces, shape, "centred", policy)[0]
+        self.face_choice = "idproof.face.quality.select_face(role='centred')"
+        from idproof.face.detect import warm_up
 
-        detect._session()  # load the detector now, not inside the first image's timing
+        warm_up()  # load the detector now, not inside the first image's timing
 
     def run(self, path: str) -> tuple[dict[str, float | None], dict[str, Any] | None, int]:
         """Timings, vectors per model (None: no face) and number of faces found, for one image."""
@@ -132,7 +128,10 @@ class FaceRecognitionPipeline:
     """What a user of the face_recognition library writes (HOG detector, 5-point predictor, dlib ResNet)."""
 
     models = ("face_recognition",)
-    face_choice = "largest of face_locations(); face_encodings() over every location found, as a user calls it"
+    face_choice = (
+        "face_locations(); the same centred-subject rule as idproof (nearest the image centre among faces with "
+        ">= 20 % of the largest face's area); face_encodings() of that one face"
+    )
 
     def __init__(self) -> None:
         import face_recognition  # loads its dlib models at import
@@ -155,16 +154,27 @@ class FaceRecognitionPipeline:
         if not locs:
             t["total"] = _ms(start)
             return t, None, 0
+        loc = _centred(locs, img.shape)
         t0 = time.perf_counter()
-        encs = fr.face_encodings(img, known_face_locations=locs)  # alignment + embedding, inseparable here
+        enc = fr.face_encodings(img, known_face_locations=[loc])[0]  # alignment + embedding, inseparable here
         t["embed:face_recognition"] = _ms(t0)
         t["total"] = _ms(start)
-        # css boxes (top, right, bottom, left): the main face is the largest one
-        k = max(range(len(locs)), key=lambda i: (locs[i][2] - locs[i][0]) * (locs[i][1] - locs[i][3]))
-        return t, {"face_recognition": encs[k]}, len(locs)
+        return t, {"face_recognition": enc}, len(locs)
 
     def similarity(self, model: str, a: Any, b: Any) -> float:
         return 1.0 - float(self._fr.face_distance([a], b)[0])
+
+
+def _centred(locs: list[tuple[int, int, int, int]], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """idproof's role='centred' rule on face_recognition's css boxes (top, right, bottom, left)."""
+    import math
+
+    from idproof.face.quality import QualityPolicy
+
+    area = [(b - t) * (r - l) for t, r, b, l in locs]
+    near = [loc for loc, a in zip(locs, area) if a >= QualityPolicy().centred_min_area_ratio * max(area)]
+    h, w = shape[:2]
+    return min(near, key=lambda c: math.hypot((c[1] + c[3]) / 2 - w / 2, (c[0] + c[2]) / 2 - h / 2))
 
 
 def make_pipeline(name: str):

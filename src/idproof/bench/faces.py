@@ -318,20 +318,19 @@ def write_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], tit
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (roc, det) = plt.subplots(1, 2, figsize=(13, 5.5))
-    lo = 1.0
+    lo, tar_min = 1.0, 1.0
     for name, (gen, imp) in curves.items():
         if not gen.size or not imp.size:
             continue
         _, fmr, fnmr = metrics.roc_points(gen, imp)
-        # close the curve with "reject everything"; zero rates are drawn at 0.5/n (log axes have no 0)
-        fmr, fnmr = np.append(fmr, 0.0), np.append(fnmr, 1.0)
+        # zero rates are drawn at 0.5/n (a log axis has no 0)
         fmr_f, fnmr_f = 0.5 / imp.size, 0.5 / gen.size
         fmr_c, fnmr_c = np.maximum(fmr, fmr_f), np.maximum(fnmr, fnmr_f)
         label = f"{name} (EER {metrics.eer(gen, imp):.2%})"
         roc.plot(fmr_c, 1 - fnmr, label=label, drawstyle="steps-pre")
-        det.plot(fmr_c, fnmr_c, label=label)
-        lo = min(lo, fmr_f, fnmr_f)
-    roc.set(xscale="log", xlim=(lo, 1), ylim=(0, 1.01), xlabel="FMR (false match rate; 0 drawn at 0.5/n)", ylabel="TAR (true accept rate)", title="ROC")
+        det.plot(fmr_c, fnmr_c, label=label, drawstyle="steps-pre")
+        lo, tar_min = min(lo, fmr_f, fnmr_f), min(tar_min, float((1 - fnmr)[fmr > 0].min(initial=1.0)))
+    roc.set(xscale="log", xlim=(lo, 1), ylim=(max(0.0, tar_min - 0.02), 1.002), xlabel="FMR (false match rate; 0 drawn at 0.5/n)", ylabel="TAR (true accept rate)", title="ROC")
     det.set(xscale="log", yscale="log", xlim=(lo, 1), ylim=(lo, 1), xlabel="FMR (0 drawn at 0.5/n)", ylabel="FNMR (false non-match rate; 0 drawn at 0.5/n)", title="DET")
     for ax in (roc, det):
         ax.grid(True, which="both", alpha=0.3)
@@ -464,8 +463,12 @@ def run(
         "detect (incl. face choice) over all images. idproof's quality gate (face mesh) is not part of these pipelines.",
         f"{DLIB} figures come from the idproof-accurate worker (detect once, both models): its e2e = decode + detect + dlib align + "
         "dlib embed; its peak RSS is that worker's (both models loaded), an upper bound.",
-        "face_recognition peer: load_image_file, face_locations (HOG, upsample 1), face_encodings(known_face_locations=every "
-        "face found), the largest face's encoding; similarity = 1 - face_distance. Its embed time includes its alignment (align null).",
+        f"idproof face choice: {results['idproof-accurate']['face_choice']}.",
+        *(
+            [f"face_recognition peer: load_image_file, face_locations (HOG, upsample 1), face_encodings; face choice: "
+             f"{results[PEER]['face_choice']}; similarity = 1 - face_distance. Its embed time includes its alignment (align null)."]
+            if PEER in results else []
+        ),
         "accuracy: 2-fold cross-validation (best-accuracy threshold fitted on one fold, measured on the other, both ways, "
         "averaged); a pair with a failed image counts as an error. " + " ".join(f"{k}: {v}." for k, v in fold_info.items()),
         f"EER / AUC / TAR on the scored pairs only (failed pairs excluded). {n_imp} impostor pairs: TAR at FMR 1e-3 "
