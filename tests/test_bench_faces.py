@@ -40,8 +40,11 @@ def test_bench_faces_shape_and_ranges(bench):
 
     assert set(result["candidates"]) == {"arcface_fp", "dlib_resnet", "fused:arcface_fp+dlib_resnet"}
     assert set(result["peers"]) == {"face_recognition"}
-    assert result["idproof"]["profile"] == "accurate"
-    assert result["idproof"]["candidate"] == "fused:arcface_fp+dlib_resnet"
+    from idproof.face.compare import DEFAULT_PROFILE, PROFILES, scorer_name
+
+    default = scorer_name(PROFILES[DEFAULT_PROFILE])
+    assert result["idproof"]["profile"] == DEFAULT_PROFILE
+    assert result["idproof"]["candidate"] == default
 
     everyone = result["candidates"] | result["peers"]
     for name, f in everyone.items():
@@ -58,7 +61,7 @@ def test_bench_faces_shape_and_ranges(bench):
         assert f["peak_rss_mib"] > 50, name
     assert everyone["face_recognition"]["align_p50_ms"] is None  # inside face_encodings
     assert all(everyone[n]["align_p50_ms"] > 0 for n in result["candidates"])
-    assert result["idproof"]["p50_ms"] == result["candidates"]["fused:arcface_fp+dlib_resnet"]["p50_ms"]
+    assert result["idproof"]["p50_ms"] == result["candidates"][default]["p50_ms"]
 
     # ratios come from this run's own p50s
     peer = result["peers"]["face_recognition"]

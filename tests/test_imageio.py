@@ -360,3 +360,12 @@ def test_never_writes_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, f
     load_image(p)
     load_image(face_bytes)
     assert sorted(os.listdir(tmp_path)) == ["f.jpg"]
+
+
+def test_truncated_jpeg_refused_even_if_pillow_was_told_to_accept_them(face_bytes: bytes, monkeypatch) -> None:
+    # face_recognition (the benchmark peer) sets this global at import time.
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    _raises(face_bytes[: len(face_bytes) // 2], "truncated")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored for the other library

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from idproof.errors import ImageError
 
@@ -118,6 +118,18 @@ def _read_file(path: str | os.PathLike, max_bytes: int, what: str) -> bytes:
     return data
 
 
+def _load_strict(img: Image.Image) -> None:
+    """Decode all pixels, refusing truncated data even if another library in this process switched
+    Pillow's global LOAD_TRUNCATED_IMAGES on (face_recognition does so at import): a proofing must
+    never decide on half an image. The global is restored afterwards."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        img.load()
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def _decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
@@ -126,7 +138,7 @@ def _decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
             with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
                 # Image.open only parsed the header; check it before any pixel is decoded.
                 _check_dimensions(img.width, img.height, what, max_pixels)
-                img.load()  # truncated/corrupt data fails here (LOAD_TRUNCATED_IMAGES stays False)
+                _load_strict(img)  # truncated/corrupt data fails here
                 upright = ImageOps.exif_transpose(img)  # first frame only for GIF/TIFF
                 arr = _pil_to_array(upright)
     except ImageError:
