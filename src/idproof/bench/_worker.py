@@ -73,13 +73,14 @@ class IdproofPipeline:
 
     def __init__(self, models: tuple[str, ...]) -> None:
         from idproof.face.detect import detect_faces
-        from idproof.face.embed import embedder
+        from idproof.face.embed import embed_timed, embedder
         from idproof.imageio import load_image
 
         self.models = models
         self._detect = detect_faces
         self._load = load_image
         self._embedders = {m: embedder(m) for m in models}
+        self._embed_timed = embed_timed
         from idproof.face.quality import QualityPolicy, select_face
 
         # The labelled subject of an LFW-style photo is its centred face, not always its largest.
@@ -109,16 +110,10 @@ class IdproofPipeline:
         if face is None:
             t["total"] = _ms(start)
             return t, None, len(faces)
-        vectors = {}
-        for m, e in self._embedders.items():
-            t0 = time.perf_counter()
-            crop = e.crop(rgb, face)
-            t[f"align:{m}"] = _ms(t0)
-            t0 = time.perf_counter()
-            vectors[m] = e.embed_crop(crop)
-            t[f"embed:{m}"] = _ms(t0)
+        template, embed_timings = self._embed_timed(self.models, rgb, face)
+        t.update(embed_timings)
         t["total"] = _ms(start)
-        return t, vectors, len(faces)
+        return t, template.vectors, len(faces)
 
     def similarity(self, model: str, a: Any, b: Any) -> float:
         return self._embedders[model].similarity(a, b)

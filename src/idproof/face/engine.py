@@ -11,7 +11,7 @@ import numpy as np
 from idproof._timing import ms_since
 from idproof.face.compare import DEFAULT_PROFILE, PROFILES
 from idproof.face.detect import detect_faces, warm_up as warm_up_detector
-from idproof.face.embed import Template, embedder
+from idproof.face.embed import Template, embed_timed, embedder
 from idproof.face.quality import QualityPolicy, QualityReport, Role, assess, select_face
 from idproof.face.types import DetectedFace
 
@@ -83,15 +83,7 @@ class FaceEngine:
 
         template = None
         if report.passed or embed_even_if_poor:
-            vectors = {}
-            for m in self.models:
-                e = embedder(m)
-                t0 = time.perf_counter()
-                crop = e.crop(rgb, face)
-                t[f"align:{m}"] = ms_since(t0)
-                t0 = time.perf_counter()
-                vectors[m] = e.embed_crop(crop)
-                t[f"embed:{m}"] = ms_since(t0)
-            template = Template(vectors)
+            template, embed_timings = embed_timed(self.models, rgb, face)
+            t.update(embed_timings)
         return FaceSample(role, len(faces), face, report, template, t)
 
