@@ -121,7 +121,7 @@ def bench_faces(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Where to write the ROC/DET plot PNG.")] = Path("out/bench-faces.png"),
     subset: Annotated[Optional[str], typer.Option(help="Only pairs whose paths start with this (e.g. lfw).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N pairs (quick look).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="A balanced quick sample of N pairs (first rows of each fold × genuine/impostor).")] = None,
     peers: Annotated[bool, typer.Option(help="Also run the face_recognition peer.")] = True,
 ) -> None:
     """Accuracy, error rates and speed of every candidate and the face_recognition peer, in one run."""
