@@ -101,7 +101,6 @@ class Verifier:
         )
 
 
-
 def _load(source: ImageInput, subject, findings: list[Finding]):
     try:
         return load_image(source)

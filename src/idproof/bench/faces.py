@@ -408,7 +408,7 @@ def run(
         fused_calibrated = False
         notes.append(f"{FUSED} is UNCALIBRATED: no shipped calibration-accurate.json, so its normalization (impostor mean/std) "
                      "and weights (0.5/0.5) were fitted on this bench's own pairs (in-sample).")  # fmt: skip
-    scores[FUSED] = np.array([scorer.combine({m: acc_scores[m][k] for m in fused_models}) if ok[k] else np.nan for k in range(len(rows))])
+    scores[FUSED] = scorer.combine({m: acc_scores[m] for m in fused_models})  # NaN where either model failed
 
     def failed_images(res: dict) -> int:
         return int(sum(res["failed"]))

@@ -18,12 +18,10 @@ from idproof.face.pairs import Pair, analyze_images, cross_identity_impostors, r
 def _fusion_weights(fit_scores: dict[str, np.ndarray], labels: np.ndarray, norm: dict) -> dict[str, float]:
     """Weight of the first model in a two-model z-score sum, chosen on the fit split by TAR at FMR 1e-3
     (EER breaks ties). Coarse grid on purpose: finer weights would only fit noise."""
-    a, b = list(fit_scores)
-    za = (fit_scores[a] - norm[a]["mean"]) / norm[a]["std"]
-    zb = (fit_scores[b] - norm[b]["mean"]) / norm[b]["std"]
+    a, b = models = tuple(fit_scores)
     best = None
     for w in np.linspace(0, 1, 11):
-        s = w * za + (1 - w) * zb
+        s = Scorer(models, norm, {a: w, b: 1 - w}).combine(fit_scores)
         key = (metrics.tar_at_fmr(s[labels], s[~labels], 1e-3) or 0.0, -metrics.eer(s[labels], s[~labels]))
         if best is None or key > best[0]:
             best = (key, float(w))
@@ -53,7 +51,8 @@ def run_calibration(
         source += f" + all pairs of {identities}"
     fit_pairs, held_pairs = cal.split_pairs(pairs, held_out_fraction=held_out, seed=0)[:2]
 
-    engine = FaceEngine(profile)
+    # The quality gate is not enforced in calibration (see analyze_images), so skip its face mesh.
+    engine = FaceEngine(profile, check_quality=False)
     images = [p for a, b, _ in fit_pairs + held_pairs for p in (a, b)]
     n_images = len(dict.fromkeys(images))
     done = 0
@@ -72,10 +71,7 @@ def run_calibration(
     weights = _fusion_weights(fit_s.model_scores, fit_s.labels, norm) if len(models) > 1 else {models[0]: 1.0}
     scorer = Scorer(models, norm, weights)
 
-    def fused(ps):
-        return np.array([scorer.combine({m: ps.model_scores[m][i] for m in models}) for i in range(len(ps.labels))])
-
-    fs, hs = fused(fit_s), fused(held_s)
+    fs, hs = (np.asarray(scorer.combine(ps.model_scores), dtype=float) for ps in (fit_s, held_s))
     calibration = cal.fit(
         fs[fit_s.labels], fs[~fit_s.labels],
         model=scorer_name(models), pairs_source=source, normalization=norm, fusion_weights=weights,

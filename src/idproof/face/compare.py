@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from idproof.face.embed import Template, embedder
 
@@ -39,7 +40,8 @@ class Scorer:
     def model_scores(self, a: Template, b: Template) -> dict[str, float]:
         return {m: embedder(m).similarity(a.vectors[m], b.vectors[m]) for m in self.models}
 
-    def combine(self, scores: dict[str, float]) -> float:
+    def combine(self, scores: dict[str, Any]) -> Any:
+        """Per-model scores → one score. Works elementwise on numpy arrays too (NaN stays NaN)."""
         if len(self.models) == 1:
             return scores[self.models[0]]
         total = 0.0

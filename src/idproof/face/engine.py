@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -14,7 +13,6 @@ from idproof.face.detect import detect_faces, warm_up as warm_up_detector
 from idproof.face.embed import Template, embed_timed, embedder
 from idproof.face.quality import QualityPolicy, QualityReport, Role, assess, select_face
 from idproof.face.types import DetectedFace
-
 
 
 @dataclass(frozen=True)
