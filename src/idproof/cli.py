@@ -132,6 +132,111 @@ def bench_faces(
         typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("documents")
+def bench_documents(
+    data: Annotated[Path, typer.Option(help="Folder with images/ and expected.csv.")] = SHARED / "documents",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="A quick mixed sample of N images (ground truth, negatives, others in turn).")] = None,
+    only: Annotated[Optional[str], typer.Option(help="Run one reader only: idproof or passporteye.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the per-image table (no MRZ text).")] = False,
+) -> None:
+    """MRZ reading from document images: exact lines, field accuracy, valid reads, speed, memory; idproof vs PassportEye."""
+    from idproof.bench.documents import run
+    from idproof.errors import IdproofError
+
+    if only is not None:
+        only = {"ours": "idproof"}.get(only.lower(), only.lower())
+    try:
+        result = run(data, limit=limit, only=only, progress=not as_json, verbose=verbose)
+    except IdproofError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+def specimen(
+    face: Annotated[Path, typer.Option(help="Photo of the person whose face goes on the document.")],
+    out: Annotated[Path, typer.Option(help="Image to write (.png, .jpg or .jpeg).")],
+    kind: Annotated[str, typer.Option(help="td3 (passport data page) or td1 (ID card, both sides).")] = "td3",
+    surname: Annotated[Optional[str], typer.Option(help="Primary identifier (default: ERIKSSON).")] = None,
+    given_names: Annotated[Optional[str], typer.Option(help="Secondary identifier (default: ANNA MARIA).")] = None,
+    number: Annotated[Optional[str], typer.Option(help="Document number (default: L898902C3; TD1 allows up to 23 characters).")] = None,
+    birth: Annotated[Optional[str], typer.Option(help="Date of birth, YYYY-MM-DD (default: 1974-08-12).")] = None,
+    expiry: Annotated[Optional[str], typer.Option(help="Expiry date, YYYY-MM-DD (default: today + 5 years).")] = None,
+    sex: Annotated[Optional[str], typer.Option(help="F, M or X (default: F).")] = None,
+    state: Annotated[str, typer.Option(help="Issuing state code.")] = "UTO",
+    nationality: Annotated[str, typer.Option(help="Nationality code.")] = "UTO",
+    rotate: Annotated[float, typer.Option(help="Rotate by this many degrees onto a table background.")] = 0.0,
+    perspective: Annotated[float, typer.Option(help="Perspective distortion, 0 to 0.3 (phone photo look).")] = 0.0,
+    blur: Annotated[float, typer.Option(help="Gaussian blur sigma in pixels.")] = 0.0,
+    noise: Annotated[float, typer.Option(help="Gaussian noise sigma (0-255 scale).")] = 0.0,
+    jpeg_quality: Annotated[Optional[int], typer.Option(help="Re-encode as JPEG at this quality (1-100) before saving.")] = None,
+    scan_texture: Annotated[bool, typer.Option("--scan-texture", help="Add uneven lighting and paper grain.")] = False,
+    upside_down: Annotated[bool, typer.Option("--upside-down", help="Turn the document by 180 degrees.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the random parts of the degradation.")] = 0,
+    chip: Annotated[Optional[Path], typer.Option(help="Also write chip files (EF_SOD.bin, EF_DG1.bin, EF_DG2.bin, csca.pem) to this folder.")] = None,
+) -> None:
+    """Make a SPECIMEN ID document image (valid MRZ, real face) for tests and integration work."""
+    import dataclasses
+    from datetime import date
+
+    from PIL import Image
+
+    from idproof.document.specimen import SpecimenFields, make_specimen
+    from idproof.errors import IdproofError
+    from idproof.imageio import describe_source, load_image
+
+    kind_u = kind.upper()
+    if kind_u not in ("TD3", "TD1"):
+        _fail(f"--kind must be td3 or td1, not {kind!r}.")
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".jpg", ".jpeg"):
+        _fail(f"--out must end in .png, .jpg or .jpeg (got {out.name!r}).")
+    dates: dict[str, date] = {}
+    for name, value in (("birth", birth), ("expiry", expiry)):
+        if value is not None:
+            try:
+                dates[name] = date.fromisoformat(value)
+            except ValueError:
+                _fail(f"--{name} must be a date written YYYY-MM-DD (got {value!r}).")
+    overrides = {
+        "primary_identifier": surname, "secondary_identifier": given_names, "document_number": number,
+        "date_of_birth": dates.get("birth"), "expiry_date": dates.get("expiry"), "sex": sex,
+    }
+    fields = dataclasses.replace(
+        SpecimenFields(issuing_state=state, nationality=nationality),
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    degrade_opts = {
+        "rotation_deg": rotate, "perspective": perspective, "blur_sigma": blur, "noise_sigma": noise,
+        "jpeg_quality": jpeg_quality, "scan_texture": scan_texture, "upside_down": upside_down,
+    }
+    try:
+        rgb = load_image(face)
+        spec = make_specimen(rgb, fields, kind=kind_u, degrade_opts=degrade_opts, seed=seed, what=describe_source(face))  # type: ignore[arg-type]
+    except IdproofError as e:
+        _fail(str(e))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(spec.image).save(out, "PNG" if suffix == ".png" else "JPEG", quality=95)
+    except OSError as e:
+        _fail(f"Could not write {out} ({e.strerror or type(e).__name__}). Check that the folder is writable.")
+    if chip is not None:
+        try:
+            from idproof.document.chip_issue import issue_chip
+        except ImportError:
+            _fail("--chip needs idproof.document.chip_issue, which this installation does not have.")
+        try:
+            issue_chip(spec.mrz_lines, spec.portrait_jpeg).write(chip)
+        except IdproofError as e:
+            _fail(str(e))
+        typer.secho(f"chip files written to {chip}", err=True)
+    for line in spec.mrz_lines:
+        typer.echo(line)
+    typer.secho(f"wrote {out} ({spec.image.shape[1]}x{spec.image.shape[0]}, SPECIMEN {kind_u})", err=True)
+
+
 def main() -> None:
     app()
 

@@ -283,7 +283,10 @@ class _Repairer:
             return new_value, new_check, True
         return value, check, False
 
-    def document_number(self, name: str, value: str, check: str) -> tuple[str, str, bool]:
+    def document_number(self, name: str, value: str, check: str, *, also=None) -> tuple[str, str, bool]:
+        """Alphanumeric field with its check digit. ``also(candidate)`` is a second, independent check
+        (the composite check digit): with it, one more substitution may be tried, since a wrong repair
+        would have to pass both."""
         if _check_char_ok(value, check):
             return value, check, True
         new_check = _force_digits(check)
@@ -293,7 +296,8 @@ class _Repairer:
         if not new_check.isdigit():
             return value, check, False
         positions = [i for i, c in enumerate(value) if c in _ALNUM_SWAPS]
-        for k in range(1, _MAX_DOCNUM_SUBSTITUTIONS + 1):
+        max_subs = _MAX_DOCNUM_SUBSTITUTIONS + (1 if also is not None else 0)
+        for k in range(1, max_subs + 1):
             found: set[str] = set()
             for combo in itertools.combinations(positions, k):
                 for repl in itertools.product(*(_ALNUM_SWAPS[value[i]] for i in combo)):
@@ -301,7 +305,7 @@ class _Repairer:
                     for i, r in zip(combo, repl):
                         chars[i] = r
                     cand = "".join(chars)
-                    if _check_char_ok(cand, new_check):
+                    if _check_char_ok(cand, new_check) and (also is None or also(cand, new_check)):
                         found.add(cand)
             if len(found) == 1:
                 (cand,) = found
@@ -341,7 +345,7 @@ def parse_mrz(text_or_lines: str | Sequence[str], *, today: date | None = None) 
         issuing_state = _state(l1[2:5])
         docnum_raw, docnum_check = l1[5:14], l1[14]
         opt1 = l1[15:30]
-        if docnum_check == "<" and opt1.strip("<"):
+        if docnum_check == "<" and opt1[:1] not in ("<", "") and opt1.strip("<"):
             # Long document number (9303 part 5, note j): number continues in the optional data field,
             # followed by its check digit, then fillers.
             ext = opt1.split("<", 1)[0]
@@ -370,18 +374,26 @@ def parse_mrz(text_or_lines: str | Sequence[str], *, today: date | None = None) 
         document_code = l1[0:2].rstrip("<")
         issuing_state = _state(l1[2:5])
         primary, secondary = _names(l1[5:])
-        docnum, docnum_check, checks["document_number"] = rep.document_number("document_number", l2[0:9], l2[9])
         nationality = _state(l2[10:13])
         dob, dob_c, checks["date_of_birth"] = rep.numeric("date_of_birth", l2[13:19], l2[19], valid_value=valid_birth)
         sex = l2[20]
         exp, exp_c, checks["expiry_date"] = rep.numeric("expiry_date", l2[21:27], l2[27], valid_value=valid_expiry)
         width = len(l2)
+        also = None
+        if fmt in ("TD2", "TD3"):
+            tail = l2[28:43] if fmt == "TD3" else l2[28:35]
+            comp = _force_digits(l2[43] if fmt == "TD3" else l2[35])
+            also = lambda cand, c: _check_char_ok(cand + c + dob + dob_c + exp + exp_c + tail, comp)  # noqa: E731
+        docnum, docnum_check, checks["document_number"] = rep.document_number("document_number", l2[0:9], l2[9], also=also)
         if fmt == "TD3":
             opt, opt_raw_c = l2[28:42], l2[42]
             opt_c = _force_digits(opt_raw_c)
             checks["optional"] = _check_char_ok(opt, opt_c, filler_ok=True)
             if checks["optional"] and opt_c != opt_raw_c:
                 rep.repaired["optional_check_digit"] = opt_raw_c
+            elif not checks["optional"]:
+                # alphanumeric like the document number: same guarded O/0-style repair
+                opt, opt_c, checks["optional"] = rep.document_number("optional_data", opt, opt_raw_c)
             comp_raw_c = l2[43]
             composite_data = docnum + docnum_check + dob + dob_c + exp + exp_c + opt + opt_c
         elif fmt == "TD2":
