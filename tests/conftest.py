@@ -32,3 +32,14 @@ def jpeg_bytes(rgb: np.ndarray, **save_kw) -> bytes:
 
 def read_rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def obama_passport(tmp_path_factory) -> Path:
+    """A specimen TD3 passport page (valid MRZ, not expired, adult holder) with obama.jpg as portrait."""
+    from idproof.document.specimen import make_specimen
+
+    spec = make_specimen(read_rgb(FACES / "face_recognition/obama/obama.jpg"), kind="TD3", seed=1)
+    path = tmp_path_factory.mktemp("specimen") / "obama-td3.png"
+    Image.fromarray(spec.image).save(path)
+    return path

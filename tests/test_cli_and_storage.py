@@ -17,16 +17,16 @@ BIDEN = FACES / "face_recognition/biden/biden.jpg"
 runner = CliRunner()
 
 
-def test_verify_json_records_decision_without_biometrics(tmp_path):
+def test_verify_json_records_decision_without_biometrics(tmp_path, obama_passport):
     db = tmp_path / "idproof.sqlite3"
     url = f"sqlite:///{db}"
-    r = runner.invoke(app, ["verify", "--document", str(OBAMA), "--selfie", str(OBAMA2), "--json", "--db", url])
+    r = runner.invoke(app, ["verify", "--document", str(obama_passport), "--selfie", str(OBAMA2), "--json", "--db", url])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["outcome"] == "accept" and out["reasons"] == ["match:match"]
     assert out["match"]["target_fmr"] > 0 and out["record_id"]
 
-    r = runner.invoke(app, ["verify", "--document", str(OBAMA), "--selfie", str(BIDEN), "--db", url])
+    r = runner.invoke(app, ["verify", "--document", str(obama_passport), "--selfie", str(BIDEN), "--db", url])
     assert r.exit_code == 1
     assert "REJECT" in r.output and "below_threshold" in r.output
 
@@ -44,12 +44,15 @@ def test_verify_json_records_decision_without_biometrics(tmp_path):
         dumped = "\n".join(conn.iterdump())
     assert not cols & {"image", "template", "embedding", "name", "document_number"}
     assert "obama" not in dumped.lower()
+    # ...nor the document's personal data (the specimen holder's name, number, date of birth)
+    for text in ("ERIKSSON", "L898902C3", "740812", "P<UTO"):
+        assert text not in dumped
 
 
 def test_verify_unreadable_input_exits_nonzero_with_fix(tmp_path):
     bad = tmp_path / "selfie.jpg"
     bad.write_bytes(b"")
-    r = runner.invoke(app, ["verify", "--document", str(OBAMA), "--selfie", str(bad), "--no-store"])
+    r = runner.invoke(app, ["verify", "--document", str(OBAMA), "--face-only", "--selfie", str(bad), "--no-store"])
     assert r.exit_code == 1
     assert "RETRY" in r.output and "selfie:bad_image" in r.output and "empty" in r.output.lower()
 

@@ -21,7 +21,7 @@ BIDEN = FACES / "face_recognition/biden/biden.jpg"
 
 @pytest.fixture(scope="module")
 def verifier() -> Verifier:
-    return Verifier()
+    return Verifier(face_only=True)  # the face stage on face photos; document reading: test_document.py
 
 
 def test_genuine_pair_is_accepted_with_calibrated_context(verifier):

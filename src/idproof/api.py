@@ -5,7 +5,7 @@
     >>> decision.outcome, decision.reasons
     (<Outcome.ACCEPT: 'accept'>, ('match:match',))
 
-The pipeline reads top to bottom: document → face → decision.
+The pipeline reads top to bottom: document (MRZ or chip, portrait) → face → decision.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from idproof._timing import ms_since
 from idproof import __version__
 from idproof.calibration import shipped_calibration
 from idproof.decision import Decision, Finding, Match, decide, finding
-from idproof.document import read_document
+from idproof.document import ChipInput, DocumentPolicy, read_chip, read_document
+from idproof.document.portrait import same_document
 from idproof.errors import ImageError
 from idproof.face.calibrate import Calibration
 from idproof.face.compare import DEFAULT_PROFILE, Scorer
@@ -41,29 +42,69 @@ class Verifier:
         fmr: float | None = None,
         calibration: Calibration | None = None,
         policy: QualityPolicy | None = None,
+        document_policy: DocumentPolicy | None = None,
+        face_only: bool = False,
     ) -> None:
+        """``face_only=True`` compares two face photos without reading any document (benchmarks and
+        face-stage tests): such a decision proves nothing about a document, and says so."""
         self.engine = FaceEngine(profile, policy=policy)
+        self.document_policy = document_policy or DocumentPolicy()
+        self.face_only = face_only
         self.calibration = calibration or shipped_calibration(profile)
         self.scorer = Scorer(self.engine.models, self.calibration.normalization, self.calibration.fusion_weights)
         if self.calibration.model != self.scorer.name:
             raise ValueError(f"calibration is for {self.calibration.model!r}, not {self.scorer.name!r}")
         self.threshold = self.calibration.threshold_at(fmr if fmr is not None else self.calibration.default_fmr)
 
-    def verify(self, document_image: ImageInput, selfie_image: ImageInput) -> Decision:
+    def verify(
+        self, document_image: ImageInput | None, selfie_image: ImageInput, *, chip: ChipInput | None = None
+    ) -> Decision:
         """Is the person in the selfie the holder of the document? Raises nothing for bad input:
-        problems come back as a `retry` decision whose findings say what to fix."""
+        problems come back as a `retry` decision whose findings say what to fix.
+
+        ``chip`` (an ePassport / eID chip's EF.SOD and data groups with a CSCA trust store) is the
+        stronger reference: after passive authentication its DG2 portrait is matched, and a page photo,
+        if also given, must carry the same MRZ as DG1.
+        """
         start = time.perf_counter()
         findings: list[Finding] = []
         timings: dict[str, float] = {}
+        checks = ["image_intake"]
 
-        # document → its portrait
-        t0 = time.perf_counter()
-        doc_rgb = _load(document_image, "document", findings)
-        timings["document.load"] = ms_since(t0)
+        # document → its data and portrait
+        page = chip_doc = None
+        if document_image is not None:
+            t0 = time.perf_counter()
+            doc_rgb = _load(document_image, "document", findings)
+            timings["document.load"] = ms_since(t0)
+            if doc_rgb is not None:
+                page = read_document(doc_rgb, self.document_policy, face_only=self.face_only)
+                findings += page.findings
+                timings.update({f"document.{k}": v for k, v in page.timings_ms.items()})
+        if chip is not None:
+            chip_doc = read_chip(chip, self.document_policy)
+            findings += chip_doc.findings
+            timings.update({f"chip.{k}": v for k, v in chip_doc.timings_ms.items()})
+            checks.append("chip_passive_authentication")
+            if page is not None and page.mrz is not None and chip_doc.mrz is not None and page.mrz.valid:
+                if not same_document(page.mrz, chip_doc.mrz):
+                    findings.append(finding(Reason.CHIP_MRZ_MISMATCH, "chip"))
+        elif document_image is None:
+            findings.append(finding(Reason.BAD_IMAGE, "document", "Send a photo of the identity document, or its chip data."))
+        if not self.face_only:
+            checks += ["mrz_check_digits", "document_expiry", "minimum_age"]
+        reference = chip_doc if chip_doc is not None else page
+        document_summary = {"source": reference.source, **reference.summary} if reference is not None else {}
+
+        # A document that must be rejected ends here: no face is processed for nothing.
+        if any(f.rejects for f in findings):
+            timings["total"] = ms_since(start)
+            return self._decision(findings, None, timings, {}, checks, document_summary)
+
         portrait = None
-        if doc_rgb is not None:
-            portrait = self.engine.analyze(read_document(doc_rgb).portrait_image, "portrait")
-            findings += _quality_findings(portrait, "document")
+        if reference is not None and reference.portrait_image is not None:
+            portrait = self.engine.analyze(reference.portrait_image, "portrait")
+            findings += _quality_findings(portrait, "chip" if reference is chip_doc else "document")
             timings.update({f"document.{k}": v for k, v in portrait.timings_ms.items()})
 
         # selfie → face
@@ -87,7 +128,11 @@ class Verifier:
                 model_scores={k: round(v, 6) for k, v in scores.items()},
             )
         timings["total"] = ms_since(start)
+        checks += ["face_detection", "quality_gate", "face_match_1to1"]
+        quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
+        return self._decision(findings, match, timings, quality, checks, document_summary)
 
+    def _decision(self, findings, match, timings, quality, checks, document) -> Decision:
         return decide(
             findings,
             match,
@@ -95,9 +140,10 @@ class Verifier:
             calibration_version=self.calibration.version,
             model_versions=model_versions(["retinaface_mobilenet", "mediapipe_face_landmarker", *self.engine.models]),
             timings_ms=timings,
-            quality={s.role: s.quality.measures for s in (portrait, selfie) if s is not None},
-            checks_performed=("image_intake", "face_detection", "quality_gate", "face_match_1to1"),
+            quality=quality,
+            checks_performed=tuple(checks),
             code_version=__version__,
+            document=document,
         )
 
 
@@ -119,6 +165,8 @@ def default_verifier(profile: str = DEFAULT_PROFILE, fmr: float | None = None) -
     return Verifier(profile=profile, fmr=fmr)
 
 
-def verify(document_image: ImageInput, selfie_image: ImageInput, *, fmr: float | None = None) -> Decision:
-    """Verify a selfie against an identity document's portrait with the shipped models and calibration."""
-    return default_verifier(DEFAULT_PROFILE, fmr).verify(document_image, selfie_image)
+def verify(
+    document_image: ImageInput | None, selfie_image: ImageInput, *, chip: ChipInput | None = None, fmr: float | None = None
+) -> Decision:
+    """Verify a selfie against an identity document (page photo and/or chip) with the shipped models and calibration."""
+    return default_verifier(DEFAULT_PROFILE, fmr).verify(document_image, selfie_image, chip=chip)

@@ -29,20 +29,40 @@ def _fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def verify(
-    document: Annotated[Path, typer.Option(help="Photo of the identity document (or its portrait).")],
     selfie: Annotated[Path, typer.Option(help="Live selfie of the person.")],
+    document: Annotated[Optional[Path], typer.Option(help="Photo or scan of the identity document page (with its MRZ).")] = None,
+    chip: Annotated[Optional[Path], typer.Option(help="Folder with the chip files an NFC app read (EF.SOD, DG1, DG2).")] = None,
+    csca: Annotated[Optional[list[Path]], typer.Option(help="Trusted CSCA certificates: PEM/DER file, folder, or ICAO master list (.ml). Repeatable.")] = None,
+    min_age: Annotated[int, typer.Option(help="Minimum holder age, from the document's date of birth.")] = 18,
+    face_only: Annotated[bool, typer.Option("--face-only", help="Compare two face photos only; no document is read (not a proofing).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
     fmr: Annotated[Optional[float], typer.Option(help="Target false-match rate (a calibrated one: 0.01, 0.001, 0.0001).")] = None,
     profile: Annotated[str, typer.Option(help=f"Scoring profile: {', '.join(PROFILES)}.")] = DEFAULT_PROFILE,
     db: Annotated[Optional[str], typer.Option(help="Database URL for the decision record (default: embedded SQLite).")] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the decision.")] = False,
 ) -> None:
-    """Verify that the selfie shows the holder of the document (1:1)."""
+    """Verify that the selfie shows the holder of the document (1:1): MRZ checks, expiry, minimum age,
+    chip passive authentication when chip data is given, then the face match."""
     from idproof.api import Verifier
+    from idproof.document import ChipInput, DocumentPolicy
     from idproof.errors import IdproofError
 
+    if document is None and chip is None:
+        _fail("Give --document (a photo of the document page) and/or --chip (a folder of chip files).")
     try:
-        decision = Verifier(profile=profile, fmr=fmr).verify(document, selfie)
+        chip_input = None
+        if chip is not None:
+            from idproof.document.chip import TrustStore, load_chip_files
+
+            if not csca:
+                _fail("--chip needs --csca: the CSCA certificates (or ICAO master list) to trust.")
+            files = load_chip_files(chip)
+            trust = TrustStore()
+            for path in csca:
+                trust = trust + (TrustStore.from_master_list(path.read_bytes()) if path.suffix.lower() == ".ml" else TrustStore.from_paths([path]))
+            chip_input = ChipInput(files["SOD"], {k: v for k, v in files.items() if k.startswith("DG")}, trust)
+        verifier = Verifier(profile=profile, fmr=fmr, document_policy=DocumentPolicy(min_age=min_age), face_only=face_only)
+        decision = verifier.verify(document, selfie, chip=chip_input)
     except IdproofError as e:
         _fail(str(e))
     record_id = None

@@ -2,7 +2,8 @@
 
 - retry:  the inputs cannot support a decision (unreadable image, no face, poor quality); the person
           can fix it by taking another photo.
-- reject: the inputs were good and the faces do not match at the calibrated threshold.
+- reject: the document cannot be accepted (expired, holder under age, chip data forged or untrusted),
+          or the inputs were good and the faces do not match at the calibrated threshold.
 - accept: the faces match at a threshold calibrated to the stated false-match rate.
 """
 
@@ -13,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from idproof.reasons import Outcome, Reason, text_for
+from idproof.reasons import REJECTING, Outcome, Reason, text_for
 
-Subject = Literal["document", "selfie", "match"]
+Subject = Literal["document", "chip", "selfie", "match"]
 
 
 @dataclass(frozen=True)
@@ -23,18 +24,27 @@ class Finding:
     code: Reason
     subject: Subject
     text: str
+    qualifier: str = ""  # which field / data group, e.g. "date_of_birth", "DG2"
 
     @property
     def reason(self) -> str:
-        """Machine-readable reason, e.g. ``selfie:low_quality:blur``."""
-        return f"{self.subject}:{self.code.value}"
+        """Machine-readable reason, e.g. ``selfie:low_quality:blur``, ``document:mrz_unreadable:expiry_date``."""
+        base = f"{self.subject}:{self.code.value}"
+        return f"{base}:{self.qualifier}" if self.qualifier else base
+
+    @property
+    def rejects(self) -> bool:
+        return self.code in REJECTING
 
 
-def finding(code: Reason, subject: Subject, detail: str = "") -> Finding:
+_FACE_REASONS = {Reason.NO_FACE, Reason.MULTIPLE_FACES} | {r for r in Reason if r.value.startswith("low_quality:")}
+
+
+def finding(code: Reason, subject: Subject, detail: str = "", *, qualifier: str = "") -> Finding:
     text = text_for(code)
-    if subject == "document" and code is not Reason.BAD_IMAGE:
+    if subject == "document" and code in _FACE_REASONS:
         text = "Document portrait: " + text[0].lower() + text[1:]
-    return Finding(code, subject, f"{text} {detail}".strip())
+    return Finding(code, subject, f"{text} {detail}".strip(), qualifier)
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class Decision:
     checks_performed: tuple[str, ...] = ()
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     code_version: str = ""
+    document: dict[str, Any] = field(default_factory=dict)  # what was checked on the document; no personal data
 
     @property
     def accepted(self) -> bool:
@@ -83,7 +94,10 @@ class Decision:
         d = asdict(self)
         d["outcome"] = self.outcome.value
         d["reasons"] = list(self.reasons)
-        d["findings"] = [{"reason": f.reason, "code": f.code.value, "subject": f.subject, "text": f.text} for f in self.findings]
+        d["findings"] = [
+            {"reason": f.reason, "code": f.code.value, "subject": f.subject, "qualifier": f.qualifier, "text": f.text}
+            for f in self.findings
+        ]
         return d
 
     def to_json(self, **kw: Any) -> str:
@@ -91,7 +105,10 @@ class Decision:
 
 
 def decide(findings: list[Finding], match: Match | None, **context: Any) -> Decision:
-    """Findings about the inputs come first: any of them means retry. Otherwise the match decides."""
+    """Findings about the inputs come first: one that a retake cannot fix (expired document, forged
+    chip, under age) means reject; any other means retry. Otherwise the match decides."""
+    if any(f.rejects for f in findings):
+        return Decision(Outcome.REJECT, tuple(findings), match, **context)
     if findings or match is None:
         return Decision(Outcome.RETRY, tuple(findings), match, **context)
     if match.matched:

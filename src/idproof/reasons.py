@@ -29,6 +29,27 @@ class Reason(StrEnum):
     EYES_CLOSED = "low_quality:eyes_closed"
     OCCLUDED = "low_quality:occluded"
     FACE_CUT_OFF = "low_quality:face_cut_off"
+    # document: MRZ read from the image or from the chip's DG1 (ICAO 9303)
+    NO_MRZ = "no_mrz_found"
+    MRZ_UNREADABLE = "mrz_unreadable"  # qualified by the field whose check digit failed
+    UNKNOWN_STATE = "unknown_state_code"  # qualified by the field (issuing_state / nationality)
+    DOCUMENT_EXPIRED = "document_expired"
+    UNDER_MINIMUM_AGE = "under_minimum_age"
+    OCR_UNAVAILABLE = "ocr_unavailable"
+    # chip: passive authentication (ICAO 9303 part 11), qualified by the data group where it applies
+    CHIP_UNREADABLE = "chip_unreadable"
+    SOD_MALFORMED = "sod_malformed"
+    CHIP_SIGNATURE_INVALID = "chip_signature_invalid"
+    DSC_NOT_FOUND = "dsc_not_found"
+    CSCA_UNTRUSTED = "csca_untrusted"
+    CSCA_EXPIRED = "csca_expired"
+    DSC_EXPIRED = "dsc_expired"
+    DSC_KEY_USAGE_INVALID = "dsc_key_usage_invalid"
+    DG_MISSING = "dg_missing"
+    DG_HASH_MISMATCH = "dg_hash_mismatch"
+    DG_MALFORMED = "dg_malformed"
+    UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
+    CHIP_MRZ_MISMATCH = "chip_mrz_mismatch"
     # comparison
     MATCH = "match"
     BELOW_THRESHOLD = "below_threshold"
@@ -47,6 +68,25 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.EYES_CLOSED: "The eyes appear closed. Keep your eyes open and look at the camera.",
     Reason.OCCLUDED: "Part of the face is covered. Remove anything covering the face (mask, hand, hair).",
     Reason.FACE_CUT_OFF: "The face is cut off at the edge of the image. Centre the face in the frame.",
+    Reason.NO_MRZ: "No machine-readable zone (the 2-3 lines of <<< text) was found. Photograph the whole page or card, flat, sharp and without glare.",
+    Reason.MRZ_UNREADABLE: "A check digit in the machine-readable zone does not match. Retake the photo of the document, sharp and without glare on the MRZ.",
+    Reason.UNKNOWN_STATE: "The country code in the machine-readable zone is not a known ICAO code. Retake the photo of the document; if it persists, the document cannot be used here.",
+    Reason.DOCUMENT_EXPIRED: "The identity document has expired. Use a valid document.",
+    Reason.UNDER_MINIMUM_AGE: "The document holder is below the minimum age for this service.",
+    Reason.OCR_UNAVAILABLE: "The server cannot read document text (OCR is not installed). The operator must install it.",
+    Reason.CHIP_UNREADABLE: "The chip data could not be read. Read the chip again with the NFC app.",
+    Reason.SOD_MALFORMED: "The chip's security object (EF.SOD) is malformed. The chip data cannot be trusted.",
+    Reason.CHIP_SIGNATURE_INVALID: "The chip's signature is invalid. The chip data cannot be trusted.",
+    Reason.DSC_NOT_FOUND: "The chip does not carry the document signer certificate needed to check it.",
+    Reason.CSCA_UNTRUSTED: "The chip was not signed under a trusted country signing authority (CSCA).",
+    Reason.CSCA_EXPIRED: "The country signing certificate (CSCA) for this chip is expired or not yet valid.",
+    Reason.DSC_EXPIRED: "The document signer certificate for this chip is expired or not yet valid.",
+    Reason.DSC_KEY_USAGE_INVALID: "The document signer certificate is not allowed to sign chip data.",
+    Reason.DG_MISSING: "A required chip data group is missing. Read the chip again with the NFC app.",
+    Reason.DG_HASH_MISMATCH: "A chip data group does not match its signed hash: the chip data was altered.",
+    Reason.DG_MALFORMED: "A chip data group is malformed.",
+    Reason.UNSUPPORTED_ALGORITHM: "The chip uses an algorithm idproof does not support.",
+    Reason.CHIP_MRZ_MISMATCH: "The chip data does not belong to the photographed document.",
     Reason.MATCH: "The selfie matches the document portrait.",
     Reason.BELOW_THRESHOLD: "The selfie does not match the document portrait.",
 }
@@ -54,3 +94,12 @@ REASON_TEXT: dict[Reason, str] = {
 
 def text_for(reason: Reason) -> str:
     return REASON_TEXT[reason]
+
+
+# Findings that end the proofing with a reject: retaking a photo cannot fix them.
+REJECTING: frozenset[Reason] = frozenset({
+    Reason.DOCUMENT_EXPIRED, Reason.UNDER_MINIMUM_AGE, Reason.SOD_MALFORMED, Reason.CHIP_SIGNATURE_INVALID,
+    Reason.DSC_NOT_FOUND, Reason.CSCA_UNTRUSTED, Reason.CSCA_EXPIRED, Reason.DSC_EXPIRED,
+    Reason.DSC_KEY_USAGE_INVALID, Reason.DG_HASH_MISMATCH, Reason.DG_MALFORMED, Reason.UNSUPPORTED_ALGORITHM,
+    Reason.CHIP_MRZ_MISMATCH,
+})
