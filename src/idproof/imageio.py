@@ -157,6 +157,11 @@ def _decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
             fix=f"Resize the image to at most {max_pixels / 1e6:g} megapixels.",
         ) from exc
     except UnidentifiedImageError as exc:
+        if data.lstrip()[:5] == b"%PDF-":  # scans often arrive as PDF; say so rather than "unrecognised"
+            raise ImageError(
+                f"This is a PDF document, not an image: {what}. PDFs are not opened (they can carry scripts and many pages).",
+                fix="Export the page as a JPEG or PNG photo (or photograph the document) and send that.",
+            ) from exc
         raise ImageError(
             f"Not an image, or an unrecognised format: {what} (accepted: {', '.join(ALLOWED_FORMATS)}).",
             fix=_FIX_FORMAT,

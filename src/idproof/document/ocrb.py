@@ -100,6 +100,22 @@ def _grid(comps: list[tuple[int, int, int, int]], width: int) -> tuple[float, fl
     return (first, pitch) if err < 0.22 else None
 
 
+def _cell_centres(comps: list[tuple[int, int, int, int]], first: float, pitch: float, width: int) -> np.ndarray:
+    """Cell centres, refined with a quadratic fit of blob centres against their cell index: a phone
+    photo's perspective makes the pitch change slowly along the line."""
+    centres = np.array([x + w / 2 for x, _, w, _ in comps])
+    k = np.arange(width)
+    grid = first + k * pitch
+    for _ in range(2):
+        idx = np.clip(np.round((centres - grid[0]) / pitch), 0, width - 1).astype(int)
+        near = np.abs(centres - grid[idx]) < 0.35 * pitch
+        if near.sum() < max(6, width // 3):
+            break
+        coef = np.polyfit(idx[near], centres[near], 2)
+        grid = np.polyval(coef, k)
+    return grid
+
+
 def segment(gray: np.ndarray) -> tuple[int, list[list[np.ndarray]]] | None:
     """Cut a straight MRZ band into cells: (width, rows of cell images), or None if it is not one."""
     ink = _ink(gray)
@@ -136,9 +152,10 @@ def segment(gray: np.ndarray) -> tuple[int, list[list[np.ndarray]]] | None:
     for (top, bottom), (first, pitch) in zip(group, grids):
         pad = int(0.25 * (bottom - top))
         t, b = max(0, top - pad), min(gray.shape[0], bottom + pad)
+        centres = _cell_centres(_components(ink[top:bottom]), first, pitch, width)
         cells = []
         for k in range(width):
-            c = first + k * pitch
+            c = centres[k]
             x0, x1 = int(round(c - pitch / 2)), int(round(c + pitch / 2))
             cells.append(_normalise_cell(ink[t:b, max(0, x0) : max(1, x1)], bottom - top))
         out.append(cells)
