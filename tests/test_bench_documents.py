@@ -166,7 +166,7 @@ def test_repaired_lines_writes_idproof_repairs_back(rows):
 def test_passporteye_worker_protocol(images, tmp_path):
     _need_passporteye()
     pick = [_by_name(images, n) for n in ("fm_td1.jpg", "fm_nomrz.jpg", "pe_testdata_100_pass-cze.jpg")]
-    res = bd.run_worker(bd.PEER, [i.path for i in pick], tmp_path)
+    res = bd.run_reader(bd.PEER, [i.path for i in pick], tmp_path)
     assert res["reader"] == "passporteye" and res["version"] == "2.2.2"
     assert len(res["images"]) == 3 and res["peak_rss_kib"] > 50_000
     td1, neg, cze = res["images"]
@@ -187,7 +187,7 @@ def test_idproof_worker_protocol(images, tmp_path):
     if importlib.util.find_spec("idproof.document.mrz_image") is None:
         pytest.skip("idproof.document.mrz_image not present")
     pick = [_by_name(images, n) for n in ("pe_testdata_100_pass-cze.jpg", "pe_testdata_100_visa-usa.jpg")]
-    res = bd.run_worker(bd.OURS, [i.path for i in pick], tmp_path)
+    res = bd.run_reader(bd.OURS, [i.path for i in pick], tmp_path)
     assert res["reader"] == "idproof" and len(res["images"]) == 2
     for r in res["images"]:
         assert r["status"] in {"read", "unparsed", "no_mrz"}, r.get("error")

@@ -112,10 +112,10 @@ def test_transliteration(name, mrz):
 
 def test_accented_names_round_trip_as_their_transliteration():
     f = SpecimenFields(primary_identifier="Müller-Lüdenscheidt", secondary_identifier="Zoë Ångström", expiry_date=EXPIRY)
-    for kind, given in (("TD3", "ZOE ANGSTROM"), ("TD1", "ZOE ANGST")):  # TD1's 30 characters truncate
+    for kind, given_names in (("TD3", "ZOE ANGSTROM"), ("TD1", "ZOE ANGST")):  # TD1's 30 characters truncate
         r = parse_mrz(compose_mrz(f, kind))
         assert r.valid
-        assert (r.primary_identifier, r.secondary_identifier) == ("MULLER LUDENSCHEIDT", given)
+        assert (r.primary_identifier, r.secondary_identifier) == ("MULLER LUDENSCHEIDT", given_names)
 
 
 def test_long_names_are_truncated_secondary_first():

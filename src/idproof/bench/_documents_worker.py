@@ -16,13 +16,14 @@ PassportEye is the benchmark's peer only: it is imported here, never by idproof'
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from idproof.bench._subprocess import worker_main
 from typing import Any
 
 from idproof.bench._worker import peak_rss_kib
@@ -346,18 +347,7 @@ def run_job(job: dict, progress: Callable[[int, int], None] = lambda d, n: None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    job = json.loads(Path(argv[0]).read_text())
-
-    def progress(done: int, total: int) -> None:
-        print(f"@@progress {done} {total}", flush=True)
-
-    result = run_job(job, progress)
-    Path(argv[1]).write_text(json.dumps(result))
-    return 0
+    return worker_main(run_job, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from idproof.bench._documents_worker import FIELDS, normalise_fields
+from idproof.bench._subprocess import run_worker, threads
 
 OURS, PEER = "idproof", "passporteye"
 READERS = (OURS, PEER)
@@ -230,10 +229,6 @@ def image_detail(img: DocImage, r: dict) -> dict[str, Any]:
 # --- workers ----------------------------------------------------------------------------------------
 
 
-def _threads() -> int:
-    return int(os.environ.get("IDPROOF_THREADS") or os.cpu_count() or 1)
-
-
 def reader_available(reader: str) -> bool:
     mod = "idproof.document.mrz_image" if reader == OURS else "passporteye"
     try:
@@ -242,32 +237,9 @@ def reader_available(reader: str) -> bool:
         return False
 
 
-def run_worker(reader: str, paths: list[str], tmp: Path, bar=None) -> dict:
+def run_reader(reader: str, paths: list[str], tmp: Path, bar=None) -> dict:
     """One reader in a fresh interpreter; returns its result dict (see idproof.bench._documents_worker)."""
-    job, out, err = tmp / f"{reader}.job.json", tmp / f"{reader}.result.json", tmp / f"{reader}.stderr"
-    job.write_text(json.dumps({"reader": reader, "images": paths}))
-    n = str(_threads())
-    src = str(Path(__file__).resolve().parents[2])
-    env = os.environ | {
-        "IDPROOF_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
-        "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
-        "PYTHONWARNINGS": "ignore",
-    }  # fmt: skip
-    with err.open("w") as ferr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "idproof.bench._documents_worker", str(job), str(out)],
-            stdout=subprocess.PIPE, stderr=ferr, env=env, text=True,
-        )  # fmt: skip
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("@@progress") and bar is not None:
-                done, total = map(int, line.split()[1:3])
-                bar(done, total)
-        rc = proc.wait()
-    if rc != 0 or not out.is_file():
-        tail = err.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"bench worker {reader!r} failed (exit {rc}):\n{tail}")
-    return json.loads(out.read_text())
+    return run_worker("idproof.bench._documents_worker", reader, {"reader": reader, "images": paths}, tmp, bar)
 
 
 # --- the bench --------------------------------------------------------------------------------------
@@ -309,10 +281,10 @@ def run(
                 tasks = {r: bar.add_task(r, total=len(paths), start=False) for r in readers}
                 for r in readers:  # one after another: timings must not compete for the cores
                     bar.start_task(tasks[r])
-                    raw[r] = run_worker(r, paths, Path(tmp), lambda d, n, t=tasks[r]: bar.update(t, completed=d, total=n))
+                    raw[r] = run_reader(r, paths, Path(tmp), lambda d, n, t=tasks[r]: bar.update(t, completed=d, total=n))
         else:
             for r in readers:
-                raw[r] = run_worker(r, paths, Path(tmp))
+                raw[r] = run_reader(r, paths, Path(tmp))
 
     figures = {r: reader_figures(images, raw[r]["images"]) | speed_figures(raw[r]) for r in readers}
     per_image = []
@@ -351,7 +323,7 @@ def run(
     notes += [
         "Each reader ran in its own subprocess, one after another, over the same images; one warm-up read first "
         "(imports, model and Tesseract start-up are excluded from the per-image times, reported as load_s / warmup_s). "
-        f"OMP_NUM_THREADS={_threads()} for both.",
+        f"OMP_NUM_THREADS={threads()} for both.",
         "seconds per image include decoding the file. peak_rss_mib = the worker's own peak (VmHWM); "
         "child_peak_rss_mib = the largest child process (Tesseract) seen during the untimed warm-up read(s), sampled from /proc; "
         "null when none ran then (idproof calls Tesseract only as a fallback). peak_rss_ratio adds the two.",

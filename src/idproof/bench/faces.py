@@ -14,9 +14,7 @@ no face was found counts as an error.
 from __future__ import annotations
 
 import csv
-import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -25,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from idproof.bench._subprocess import run_worker, threads
 
 PEER = "face_recognition"
 FAST, DLIB, FUSED = "arcface_fp", "dlib_resnet", "fused:arcface_fp+dlib_resnet"
@@ -117,35 +117,10 @@ def select_rows(rows: list[Row], subset: str | None, limit: int | None) -> list[
 # --- workers ----------------------------------------------------------------------------------------
 
 
-def _threads() -> int:
-    return int(os.environ.get("IDPROOF_THREADS") or os.cpu_count() or 1)
-
-
 def _run_worker(pipeline: str, images: list[str], pairs: list[list[int]], tmp: Path, bar=None) -> dict:
     """One pipeline in a fresh interpreter; returns its result dict (see idproof.bench._worker)."""
-    job, out, err = tmp / f"{pipeline}.job.json", tmp / f"{pipeline}.result.json", tmp / f"{pipeline}.stderr"
-    job.write_text(json.dumps({"pipeline": pipeline, "images": images, "pairs": pairs}))
-    n = str(_threads())
-    src = str(Path(__file__).resolve().parents[2])
-    env = os.environ | {
-        "IDPROOF_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
-        "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
-    }  # fmt: skip
-    with err.open("w") as ferr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "idproof.bench._worker", str(job), str(out)],
-            stdout=subprocess.PIPE, stderr=ferr, env=env, text=True,
-        )  # fmt: skip
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("@@progress") and bar is not None:
-                done, total = map(int, line.split()[1:3])
-                bar(done, total)
-        rc = proc.wait()
-    if rc != 0 or not out.is_file():
-        tail = err.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"bench worker {pipeline!r} failed (exit {rc}):\n{tail}")
-    return json.loads(out.read_text())
+    job = {"pipeline": pipeline, "images": images, "pairs": pairs}
+    return run_worker("idproof.bench._worker", pipeline, job, tmp, bar)
 
 
 # --- figures ----------------------------------------------------------------------------------------
@@ -456,7 +431,7 @@ def run(
     need = metrics.min_impostors_for(1e-3)
     notes += [
         "Model load time is excluded from every timing (reported as model_load_ms); each pipeline ran one warm-up image first.",
-        f"Each pipeline ran in its own subprocess, one after another, with IDPROOF_THREADS=OMP_NUM_THREADS={_threads()} "
+        f"Each pipeline ran in its own subprocess, one after another, with IDPROOF_THREADS=OMP_NUM_THREADS={threads()} "
         "(ONNX Runtime's intra-op threads); dlib (dlib_resnet, face_recognition) is single-threaded. "
         "peak_rss_mib = that process's peak resident memory (VmHWM: interpreter, imports, models, images).",
         "Per image, once per pipeline: e2e = decode + detect + align + embed, p50/p95 over images where a face was found; "
