@@ -399,43 +399,22 @@ def read_mrz(rgb: np.ndarray, *, today: date | None = None, use_tesseract: bool 
             best = (found[0], found[1], angle)
         return best is not None and best[1].valid
 
-    # 1. fixed-pitch OCR-B cells: fast, cannot insert or drop characters
-    t1 = time.perf_counter()
-    done = False
-    for band in bands:
-        for flip in (False, True):
-            for pad_x, pad_y in ((0.04, 0.3), (0.08, 0.6)):
-                attempts += 1
-                crop = _scaled_for_cells(_crop_band(gray, band, pad_x=pad_x, pad_y=pad_y, flip=flip), band)
-                read = ocrb.read_band(crop)
-                if read and consider(_parse_with_alternatives(*read, today), band.angle + (180 if flip else 0)):
-                    done = True
-                    break
-            if done:
+    # 1. fixed-pitch OCR-B cells: fast, cannot insert or drop characters;
+    # 2. Tesseract on what the cell reader could not read cleanly.
+    engines = [("ocr_cells", _cell_readings(gray, bands, today))]
+    if use_tesseract and _tesseract_available():
+        engines.append(("ocr_tesseract", _tesseract_readings(gray, bands[:2], today)))
+    for name, readings in engines:
+        t1 = time.perf_counter()
+        done = False
+        for angle, found in readings:
+            attempts += 1
+            if consider(found, angle):
+                done = True
                 break
+        timings[name] = ms_since(t1)
         if done:
             break
-    timings["ocr_cells"] = ms_since(t1)
-
-    # 2. Tesseract on what the cell reader could not read cleanly
-    if not done and use_tesseract and _tesseract_available():
-        t2 = time.perf_counter()
-        for band in bands[:2]:
-            for flip in (False, True):
-                for pad_x, pad_y in ((0.04, 0.25),):
-                    crop = _crop_band(gray, band, pad_x=pad_x, pad_y=pad_y, flip=flip)
-                    for img in _variants(crop, band.size[1]):
-                        attempts += 1
-                        if consider(_best_parse(_ocr(img), today), band.angle + (180 if flip else 0)):
-                            done = True
-                            break
-                    if done:
-                        break
-                if done:
-                    break
-            if done:
-                break
-        timings["ocr_tesseract"] = ms_since(t2)
 
     if best is None:
         raise NoMrzFound(
@@ -444,6 +423,26 @@ def read_mrz(rgb: np.ndarray, *, today: date | None = None, use_tesseract: bool 
         )
     lines, result, angle = best
     return MrzReading(tuple(lines), result, angle_deg=round(((angle + 180) % 360) - 180, 1), attempts=attempts, timings_ms=timings)
+
+
+def _orientations(gray: np.ndarray, bands: list[_Band], pads: tuple[tuple[float, float], ...]):
+    """(angle, straight crop) for each band, upright then upside-down, at each margin."""
+    for band in bands:
+        for flip in (False, True):
+            for pad_x, pad_y in pads:
+                yield band, band.angle + (180 if flip else 0), _crop_band(gray, band, pad_x=pad_x, pad_y=pad_y, flip=flip)
+
+
+def _cell_readings(gray: np.ndarray, bands: list[_Band], today: date | None):
+    for band, angle, crop in _orientations(gray, bands, ((0.04, 0.3), (0.08, 0.6))):
+        read = ocrb.read_band(_scaled_for_cells(crop, band))
+        yield angle, (_parse_with_alternatives(*read, today) if read else None)
+
+
+def _tesseract_readings(gray: np.ndarray, bands: list[_Band], today: date | None):
+    for band, angle, crop in _orientations(gray, bands, ((0.04, 0.25),)):
+        for img in _variants(crop, band.size[1]):
+            yield angle, _best_parse(_ocr(img), today)
 
 
 def _tesseract_available() -> bool:
