@@ -206,11 +206,11 @@ def test_cli_bench_documents_json():
     res = CliRunner().invoke(app, ["bench", "documents", "--data", str(DOCS), "--only", "passporteye", "--limit", "3", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert {"bench", "data", "limit", "only", "counts", "fields", "readers", "ratios", "images", "notes"} <= set(out)
+    assert {"bench", "data", "limit", "only", "counts", "fields", "idproof", "peers", "ratios", "images", "notes"} <= set(out)
     assert out["bench"] == "documents" and out["only"] == "passporteye" and out["limit"] == 3
     assert out["counts"]["images"] == 3 and out["counts"]["negatives"] == 1 and out["counts"]["ground_truth"] == 1
-    assert list(out["readers"]) == ["passporteye"] and out["ratios"] == {}
-    f = out["readers"]["passporteye"]
+    assert out["idproof"] is None and list(out["peers"]) == ["passporteye"] and out["ratios"] == {}
+    f = out["peers"]["passporteye"]
     for k in ("gt_lines_exact_rate", "gt_field_accuracy", "gt_field_accuracy_per_field", "read_rate", "valid_rate",
               "valid_score_100_rate", "negatives_no_mrz_rate", "p50_s", "p95_s", "peak_rss_mib", "version"):  # fmt: skip
         assert k in f, k

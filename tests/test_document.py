@@ -147,7 +147,7 @@ def test_td1_card_with_long_document_number(verifier):
 
 
 def test_portrait_is_the_largest_face_not_the_ghost(obama_passport):
-    from idproof.document.portrait import crop_portrait as doc_crop
+    from idproof.document.reading import crop_portrait as doc_crop
     from idproof.face.detect import detect_faces
 
     page = load_image(obama_passport)

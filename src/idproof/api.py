@@ -19,7 +19,7 @@ from idproof import __version__
 from idproof.calibration import shipped_calibration
 from idproof.decision import Decision, Finding, Match, decide, finding
 from idproof.document import ChipInput, DocumentPolicy, read_chip, read_document
-from idproof.document.portrait import same_document
+from idproof.document.reading import same_document
 from idproof.errors import ImageError
 from idproof.face.calibrate import Calibration
 from idproof.face.compare import DEFAULT_PROFILE, Scorer
