@@ -28,6 +28,7 @@ from idproof.face.engine import FaceEngine, FaceSample
 from idproof.face.quality import QualityPolicy
 from idproof.imageio import load_image
 from idproof.reasons import Reason
+from idproof.registry.handles import DocumentIdentity, RegistryKey
 
 ImageInput = str | os.PathLike | bytes
 
@@ -44,12 +45,14 @@ class Verifier:
         policy: QualityPolicy | None = None,
         document_policy: DocumentPolicy | None = None,
         face_only: bool = False,
+        registry_key: RegistryKey | None = None,
     ) -> None:
         """``face_only=True`` compares two face photos without reading any document (benchmarks and
         face-stage tests): such a decision proves nothing about a document, and says so."""
         self.engine = FaceEngine(profile, policy=policy)
         self.document_policy = document_policy or DocumentPolicy()
         self.face_only = face_only
+        self.registry_key = registry_key  # with it, decisions carry the identity handle for the registry
         self.calibration = calibration or shipped_calibration(profile)
         self.scorer = Scorer(self.engine.models, self.calibration.normalization, self.calibration.fusion_weights)
         if self.calibration.model != self.scorer.name:
@@ -95,11 +98,14 @@ class Verifier:
             checks += ["mrz_check_digits", "document_expiry", "minimum_age"]
         reference = chip_doc if chip_doc is not None else page
         document_summary = {"source": reference.source, **reference.summary} if reference is not None else {}
+        handle = None
+        if self.registry_key is not None and reference is not None and reference.mrz is not None and reference.mrz.valid:
+            handle = self.registry_key.handle(DocumentIdentity.from_mrz(reference.mrz))
 
         # A document that must be rejected ends here: no face is processed for nothing.
         if any(f.rejects for f in findings):
             timings["total"] = ms_since(start)
-            return self._decision(findings, None, timings, {}, checks, document_summary)
+            return self._decision(findings, None, timings, {}, checks, document_summary, handle)
 
         portrait = None
         if reference is not None and reference.portrait_image is not None:
@@ -130,9 +136,9 @@ class Verifier:
         timings["total"] = ms_since(start)
         checks += ["face_detection", "quality_gate", "face_match_1to1"]
         quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
-        return self._decision(findings, match, timings, quality, checks, document_summary)
+        return self._decision(findings, match, timings, quality, checks, document_summary, handle)
 
-    def _decision(self, findings, match, timings, quality, checks, document) -> Decision:
+    def _decision(self, findings, match, timings, quality, checks, document, handle=None) -> Decision:
         return decide(
             findings,
             match,
@@ -144,6 +150,7 @@ class Verifier:
             checks_performed=tuple(checks),
             code_version=__version__,
             document=document,
+            subject_handle=handle,
         )
 
 

@@ -73,6 +73,7 @@ class Decision:
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     code_version: str = ""
     document: dict[str, Any] = field(default_factory=dict)  # what was checked on the document; no personal data
+    subject_handle: str | None = None  # keyed pseudonym of the document identity (registry key holders only)
 
     @property
     def accepted(self) -> bool:
