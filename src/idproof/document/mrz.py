@@ -345,12 +345,14 @@ def parse_mrz(text_or_lines: str | Sequence[str], *, today: date | None = None) 
         issuing_state = _state(l1[2:5])
         docnum_raw, docnum_check = l1[5:14], l1[14]
         opt1 = l1[15:30]
+        long_number = False
         if docnum_check == "<" and opt1[:1] not in ("<", "") and opt1.strip("<"):
             # Long document number (9303 part 5, note j): number continues in the optional data field,
             # followed by its check digit, then fillers.
             ext = opt1.split("<", 1)[0]
             docnum_raw, docnum_check = docnum_raw + ext[:-1], ext[-1]
             opt1 = opt1[len(ext):]
+            long_number = True
         docnum, docnum_check, checks["document_number"] = rep.document_number("document_number", docnum_raw, docnum_check)
         dob, dob_c, checks["date_of_birth"] = rep.numeric("date_of_birth", l2[0:6], l2[6], valid_value=valid_birth)
         sex = l2[7]
@@ -358,7 +360,9 @@ def parse_mrz(text_or_lines: str | Sequence[str], *, today: date | None = None) 
         nationality = _state(l2[15:18])
         opt2 = l2[18:29]
         comp_c = _force_digits(l2[29])
-        if l1[14] == "<" and len(docnum) > 9:
+        # Keyed on the overflow itself, not len(docnum) > 9: an overflow of just a check digit leaves a
+        # 9-character number, and the filler at position 15 must still be in the composite (l1[5:30]).
+        if long_number:
             l1_span = docnum[:9] + "<" + docnum[9:] + docnum_check + opt1
         else:
             l1_span = docnum + docnum_check + opt1

@@ -81,13 +81,16 @@ class _Band:
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
+    if rgb.size == 0:  # cvtColor asserts on an empty array; an empty image simply has no MRZ
+        return np.zeros((0, 0), np.uint8)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
 
 
 def _text_lines(gray: np.ndarray, scale: float) -> list[tuple[np.ndarray, tuple]]:
     """Long, thin blobs of dark text: candidate MRZ lines (contour, minAreaRect) at work scale."""
     h, w = gray.shape
-    small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    # max(1, ...): a very thin strip (aspect ratio > 2400:1) would otherwise round to 0 px and crash resize.
+    small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     side = max(small.shape)
     blur = cv2.GaussianBlur(small, (3, 3), 0)
     blackhat = cv2.morphologyEx(blur, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (17, 7)))
@@ -124,6 +127,8 @@ def _find_bands(gray: np.ndarray) -> list[_Band]:
     """Groups of 2-3 parallel text lines of equal length and even spacing (the MRZ), best first;
     single long lines come after the groups as a fallback."""
     h, w = gray.shape
+    if h == 0 or w == 0:  # an empty image has no MRZ (and would divide by zero below)
+        return []
     scale = _WORK_SIDE / max(h, w)
     lines = _text_lines(gray, scale)
     groups: list[tuple[float, list[int]]] = []
