@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +46,31 @@ def obama_passport(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("specimen") / "obama-td3.png"
     Image.fromarray(spec.image).save(path)
     return path
+
+
+# --- databases: every storage/registry test runs on SQLite and on a real PostgreSQL ------------------------
+
+PG_URL = os.environ.get("IDPROOF_TEST_PG_URL")  # scripts/test.sh starts a throw-away cluster and sets it
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database: an SQLite file, or a database created on the PostgreSQL cluster at
+    $IDPROOF_TEST_PG_URL and dropped afterwards. The postgresql runs are skipped only where it is unset."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'idproof.sqlite3'}"
+        return
+    if not PG_URL:
+        pytest.skip("IDPROOF_TEST_PG_URL is not set (scripts/test.sh starts a throw-away PostgreSQL and sets it)")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"idproof_test_{uuid.uuid4().hex[:16]}"
+    admin = make_url(PG_URL).set(drivername="postgresql")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

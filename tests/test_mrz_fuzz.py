@@ -21,7 +21,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from idproof.document import mrz_image
-from idproof.document.mrz import MrzError, MrzResult, _birth_date, _expiry_date, check_digit, parse_mrz
+from idproof.document.mrz import (
+    MrzError,
+    MrzResult,
+    _birth_date,
+    _expiry_date,
+    check_digit,
+    parse_mrz,
+)
 
 TODAY = date(2025, 1, 1)
 SCALE = max(1, int(os.environ.get("IDPROOF_FUZZ_SCALE", "1")))

@@ -257,6 +257,86 @@ def specimen(
     typer.secho(f"wrote {out} ({spec.image.shape[1]}x{spec.image.shape[0]}, SPECIMEN {kind_u})", err=True)
 
 
+operators_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service (operators and auditors).")
+app.add_typer(operators_app, name="operators")
+
+
+def _key_spec(spec: str) -> str:
+    return spec if spec.split(":", 1)[0] in ("file", "env", "kms") else f"file:{spec}"
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    db: Annotated[Optional[str], typer.Option(help="Database URL (default: $IDPROOF_DB or the embedded SQLite file).")] = None,
+    registry_key: Annotated[Optional[str], typer.Option(envvar="IDPROOF_REGISTRY_KEY", help="Registry key: file:PATH, env:VAR or kms:module:function (a bare path means file:PATH).")] = None,
+    csca: Annotated[Optional[list[Path]], typer.Option(help="Trusted CSCA certificates: PEM/DER file, folder, or ICAO master list (.ml). Repeatable; without it chip uploads are refused.")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, in MB.")] = 20.0,
+    min_age: Annotated[int, typer.Option(help="Minimum holder age, from the document's date of birth.")] = 18,
+    cap: Annotated[int, typer.Option(help="Numbers one identity may hold, across operators.")] = 5,
+    proofing_max_age: Annotated[int, typer.Option(help="Minutes an accepted proofing stays usable for bind / transfer.")] = 15,
+) -> None:
+    """Run the HTTP service (one process: proofing sessions live in its memory). OpenAPI at /openapi.json."""
+    from datetime import timedelta
+
+    import uvicorn
+
+    from idproof.errors import IdproofError
+    from idproof.service import Settings, create_app
+
+    if not registry_key:
+        _fail("Give --registry-key (or set IDPROOF_REGISTRY_KEY): the key behind identity handles.")
+    settings = Settings(
+        registry_key=_key_spec(registry_key), db_url=db, csca=tuple(csca or ()),
+        max_upload_bytes=int(max_upload_mb * 2**20), min_age=min_age, cap=cap,
+        proofing_max_age=timedelta(minutes=proofing_max_age),
+    )
+    try:
+        service = create_app(settings)
+    except IdproofError as e:
+        _fail(str(e))
+    uvicorn.run(service, host=host, port=port, workers=1)
+
+
+@operators_app.command("add")
+def operators_add(
+    name: Annotated[str, typer.Argument(help="Operator (or auditor) name.")],
+    role: Annotated[str, typer.Option(help="operator or auditor (auditors read the audit trail and nothing else).")] = "operator",
+    db: Annotated[Optional[str], typer.Option(help="Database URL (default: $IDPROOF_DB or the embedded SQLite file).")] = None,
+) -> None:
+    """Create an API key. The key is printed once, on stdout; only its hash is stored."""
+    from idproof.errors import IdproofError
+    from idproof.registry.rules import Registry
+    from idproof.storage.store import default_url
+
+    if role not in ("operator", "auditor"):
+        _fail(f"--role must be operator or auditor, not {role!r}.")
+    try:
+        principal, key = Registry(db or default_url()).add_operator(name, role)
+    except IdproofError as e:
+        _fail(str(e))
+    typer.secho(f"{principal.role} {principal.name!r} has id {principal.operator_id}; its key (shown once):", err=True)
+    typer.echo(key)
+
+
+registry_app = typer.Typer(no_args_is_help=True, help="The registry key behind identity handles.")
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("keygen")
+def registry_keygen(path: Annotated[Path, typer.Argument(help="Key file to create (mode 0600; never overwritten).")]) -> None:
+    """Create a registry key file. Keep it outside the database and back it up: losing it orphans every handle."""
+    from idproof.errors import IdproofError
+    from idproof.registry import RegistryKey
+
+    try:
+        key = RegistryKey.generate_file(path)
+    except IdproofError as e:
+        _fail(str(e))
+    typer.echo(f"wrote {path} (key id {key.key_id})")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,592 @@
+"""The subscriber registry: phone numbers bound to identity handles, under the telecom rules.
+
+- ``bind`` needs an accepted proofing younger than ``proofing_max_age``; the number is bound to that
+  proofing's handle. One identity holds at most ``cap`` numbers across all operators (active + suspended),
+  enforced under a lock on the identity's row, so concurrent binds can never exceed it.
+- ``transfer`` needs fresh accepted proofings of both the current and the new holder; one transaction.
+- Operators see and change only their own numbers; a person (``my_numbers``, ``dispute``) sees only the
+  numbers of their own handle; auditors read the audit trail and nothing else. Nothing lists identities.
+- Every bind / transfer / unbind / lookup / dispute / my_numbers writes its ``audit_log`` row in the same
+  transaction as the change: both are there, or neither.
+
+Locking: PostgreSQL locks the ``identities`` row (``INSERT .. ON CONFLICT DO NOTHING`` then ``SELECT .. FOR
+UPDATE``), several in sorted order; SQLite has one writer, taken up front with ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Self, TypeVar
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from idproof.decision import Decision
+from idproof.registry.errors import (
+    ForbiddenError,
+    IdentityCapReachedError,
+    InvalidNumberError,
+    NotTheHolderError,
+    NotYourNumberError,
+    NumberAlreadyBoundError,
+    NumberNotFoundError,
+    NumberSuspendedError,
+    ProofingExpiredError,
+    ProofingNotAcceptedError,
+    ProofingNotFoundError,
+    RegistryError,
+    SameHolderError,
+)
+from idproof.storage.models import (
+    AuditRecord,
+    NumberBinding,
+    Operator,
+    OperatorEventRecord,
+    PersonToken,
+    ProofingDecision,
+    RegistryIdentity,
+)
+from idproof.storage.store import make_engine, migrate
+
+__all__ = [
+    "AuditEntry",
+    "Binding",
+    "OperatorEvent",
+    "Principal",
+    "ProofingRecord",
+    "Registry",
+    "normalize_number",
+]
+
+T = TypeVar("T")
+Role = Literal["operator", "auditor"]
+_ROLES = ("operator", "auditor")
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")  # country codes never start with 0
+_MAX_PAGE = 1000
+_MAX_REASON = 500
+_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class Principal:
+    operator_id: str
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class ProofingRecord:
+    id: str
+    outcome: str
+    handle: str | None
+    decided_at: datetime
+    operator_id: str | None
+
+
+@dataclass(frozen=True)
+class Binding:
+    number: str
+    operator_id: str
+    status: Literal["active", "suspended"]
+    bound_at: datetime
+    handle: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: datetime
+    action: str
+    actor: str
+    number: str | None
+    handle: str | None
+    details: dict
+
+
+@dataclass(frozen=True)
+class OperatorEvent:
+    id: int
+    at: datetime
+    operator_id: str
+    kind: str
+    number: str
+    details: dict
+
+
+def normalize_number(number: str) -> str:
+    """E.164: '+', then 8 to 15 digits. Spaces and dashes are dropped: '+44 7700-900123' -> '+447700900123'."""
+    n = re.sub(r"[ \t-]", "", number) if isinstance(number, str) and len(number) <= 64 else ""
+    if not _E164.fullmatch(n):
+        # the number itself is left out of the message: messages end up in logs
+        raise InvalidNumberError(
+            "The phone number is not in E.164 form.",
+            fix="Send '+', the country code and the subscriber number, 8 to 15 digits in all (e.g. +447700900123).",
+        )
+    return n
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _utc(dt: datetime | str) -> datetime:
+    """Aware UTC. SQLite hands timestamps back naive; they were written as UTC."""
+    if isinstance(dt, str):
+        dt = datetime.fromisoformat(dt)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _binding(row: Any) -> Binding:
+    return Binding(row.number, row.operator_id, row.status, _utc(row.bound_at), row.handle)
+
+
+class Registry:
+    """The registry over one database (SQLite or PostgreSQL). Migrates the schema on open.
+
+    ``url_or_engine``: a URL (``sqlite:///path``, ``postgresql://...``) or an Engine from
+    ``idproof.storage.store.make_engine`` (the Registry then leaves disposing it to the caller).
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | Engine,
+        *,
+        cap: int = 5,
+        proofing_max_age: timedelta = timedelta(minutes=15),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if cap < 1:
+            raise ValueError("cap must be at least 1")
+        if proofing_max_age <= timedelta(0):
+            raise ValueError("proofing_max_age must be positive")
+        self._owns_engine = isinstance(url_or_engine, str)
+        self.engine: Engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self._dialect = self.engine.dialect.name
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise RegistryError(
+                f"The registry runs on SQLite or PostgreSQL, not {self._dialect}.",
+                fix="Use a sqlite:///PATH or postgresql://USER@HOST/DB URL.",
+            )
+        self.cap = cap
+        self.proofing_max_age = proofing_max_age
+        self._clock = clock or (lambda: datetime.now(UTC))
+        migrate(self.engine)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- proofings --------------------------------------------------------------------------------------
+
+    def record_proofing(self, decision: Decision, *, operator_id: str | None = None) -> ProofingRecord:
+        """Store a decision's metadata and its keyed handle (``Decision.subject_handle``); nothing personal."""
+        record = ProofingRecord(
+            id=str(uuid.uuid4()),
+            outcome=str(getattr(decision.outcome, "value", decision.outcome)),
+            handle=decision.subject_handle,
+            decided_at=_utc(decision.decided_at),
+            operator_id=operator_id,
+        )
+        values = {
+            "id": record.id,
+            "decided_at": record.decided_at,
+            "outcome": record.outcome,
+            "reasons": list(decision.reasons),
+            "score": decision.score,
+            "threshold": decision.threshold,
+            "target_fmr": decision.match.target_fmr if decision.match else None,
+            "scorer": decision.scorer,
+            "calibration_version": decision.calibration_version,
+            "model_versions": dict(decision.model_versions),
+            "timings_ms": dict(decision.timings_ms),
+            "code_version": decision.code_version,
+            "subject_handle": record.handle,
+            "operator_id": operator_id,
+        }
+        self._tx(lambda conn: conn.execute(insert(ProofingDecision).values(values)))
+        return record
+
+    def get_proofing(self, proofing_id: str) -> ProofingRecord | None:
+        with self.engine.connect() as conn:
+            row = self._proofing_row(conn, proofing_id)
+        return None if row is None else self._proofing_record(row)
+
+    # --- operators and auditors -------------------------------------------------------------------------
+
+    def add_operator(self, name: str, role: str = "operator") -> tuple[Principal, str]:
+        """A new operator or auditor and its API key. The key is shown only here; the database keeps its SHA-256."""
+        if role not in _ROLES:
+            raise ValueError(f"role must be one of {_ROLES}, not {role!r}")
+        name = name.strip() if isinstance(name, str) else ""
+        if not 0 < len(name) <= 128:
+            raise ValueError("name must be 1 to 128 characters")
+        principal = Principal(str(uuid.uuid4()), name, role)  # type: ignore[arg-type]
+        api_key = secrets.token_urlsafe(32)
+        self._tx(
+            lambda conn: conn.execute(
+                insert(Operator).values(
+                    id=principal.operator_id,
+                    label=name,
+                    role=role,
+                    key_sha256=_sha256(api_key),
+                    created_at=self._now(),
+                )
+            )
+        )
+        return principal, api_key
+
+    def authenticate(self, api_key: str) -> Principal | None:
+        if not isinstance(api_key, str) or not 0 < len(api_key) <= 256:
+            return None
+        digest = _sha256(api_key)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Operator).where(Operator.key_sha256 == digest)).first()
+        # the lookup is by the digest of a 256-bit random key; the compare is constant-time all the same
+        if row is None or not hmac.compare_digest(row.key_sha256, digest):
+            return None
+        return Principal(row.id, row.label, row.role)
+
+    # --- person access ----------------------------------------------------------------------------------
+
+    def issue_person_token(self, proofing_id: str) -> str:
+        """A bearer token for the person of one fresh accepted proofing, valid while that proofing is fresh
+        (until decided_at + proofing_max_age). Stored as SHA-256."""
+
+        def run(conn: Connection) -> str:
+            p = self._fresh_proofing(conn, proofing_id, self._now())
+            token = secrets.token_urlsafe(32)
+            conn.execute(
+                insert(PersonToken).values(
+                    token_sha256=_sha256(token),
+                    handle=p.subject_handle,
+                    proofing_id=p.id,
+                    expires_at=_utc(p.decided_at) + self.proofing_max_age,
+                )
+            )
+            return token
+
+        return self._tx(run)
+
+    def person_handle(self, token: str) -> str | None:
+        """The handle a person token stands for; None when the token is unknown or expired."""
+        if not isinstance(token, str) or not 0 < len(token) <= 256:
+            return None
+        digest = _sha256(token)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(PersonToken).where(PersonToken.token_sha256 == digest)).first()
+        if row is None or not hmac.compare_digest(row.token_sha256, digest) or self._now() >= _utc(row.expires_at):
+            return None
+        return row.handle
+
+    # --- registry operations: each with its audit row, in one transaction ----------------------------------
+
+    def bind(self, number: str, proofing_id: str, operator: Principal) -> Binding:
+        self._require(operator, "operator")
+        number = normalize_number(number)
+
+        def run(conn: Connection) -> Binding:
+            now = self._now()
+            p = self._fresh_proofing(conn, proofing_id, now)
+            handle = p.subject_handle
+            self._lock_identities(conn, [handle])
+            existing = conn.execute(select(NumberBinding.status).where(NumberBinding.number == number)).first()
+            if existing is not None:
+                raise self._taken(existing.status)
+            self._check_cap(conn, handle)
+            stmt = self._upsert(NumberBinding).values(
+                number=number, handle=handle, operator_id=operator.operator_id, status="active", bound_at=now, proofing_id=p.id
+            )
+            # a concurrent bind of the same number to another identity holds another lock: the key decides
+            if conn.execute(stmt.on_conflict_do_nothing().returning(NumberBinding.number)).first() is None:
+                raise self._taken(conn.execute(select(NumberBinding.status).where(NumberBinding.number == number)).scalar() or "active")
+            self._audit(conn, now, "bind", operator.operator_id, number, handle, {"proofing_id": p.id})
+            return Binding(number, operator.operator_id, "active", now, handle)
+
+        return self._tx(run)
+
+    def transfer(self, number: str, *, current_proofing_id: str, new_proofing_id: str, operator: Principal) -> Binding:
+        """Move a number to a new holder: both holders proven (fresh, accepted), the new one under the cap."""
+        self._require(operator, "operator")
+        number = normalize_number(number)
+
+        def run(conn: Connection) -> Binding:
+            now = self._now()
+            self._own_binding(conn, number, operator)  # scope errors first, before anything about the proofings
+            cur = self._fresh_proofing(conn, current_proofing_id, now)
+            new = self._fresh_proofing(conn, new_proofing_id, now)
+            if cur.subject_handle == new.subject_handle:
+                raise SameHolderError(
+                    "Both proofings are of the same person: the number is already theirs.",
+                    fix="Prove the new holder and pass their proofing as new_proofing_id.",
+                )
+            self._lock_identities(conn, [cur.subject_handle, new.subject_handle])
+            b = self._own_binding(conn, number, operator, lock=True)
+            if b.status == "suspended":
+                raise self._taken("suspended")
+            if b.handle != cur.subject_handle:
+                raise NotTheHolderError(
+                    "The current proofing is not of the number's holder.",
+                    fix="Have the person who holds the number prove themselves, and pass that proofing as current_proofing_id.",
+                )
+            self._check_cap(conn, new.subject_handle)
+            conn.execute(
+                update(NumberBinding)
+                .where(NumberBinding.number == number)
+                .values(handle=new.subject_handle, bound_at=now, proofing_id=new.id, status="active")
+            )
+            self._audit(
+                conn, now, "transfer", operator.operator_id, number, new.subject_handle,
+                {"from_handle": cur.subject_handle, "current_proofing_id": cur.id, "new_proofing_id": new.id},
+            )  # fmt: skip
+            return Binding(number, operator.operator_id, "active", now, new.subject_handle)
+
+        return self._tx(run)
+
+    def unbind(self, number: str, operator: Principal) -> None:
+        """End the binding (contract end). Allowed while disputed: ending the line resolves the dispute."""
+        self._require(operator, "operator")
+        number = normalize_number(number)
+
+        def run(conn: Connection) -> None:
+            now = self._now()
+            b = self._own_binding(conn, number, operator, lock=True)
+            conn.execute(delete(NumberBinding).where(NumberBinding.number == number))
+            self._audit(conn, now, "unbind", operator.operator_id, number, b.handle, {"status": b.status})
+
+        self._tx(run)
+
+    def lookup(self, number: str, operator: Principal) -> Binding:
+        """One of the operator's own numbers. Audited: a lookup is a read of who holds a line."""
+        self._require(operator, "operator")
+        number = normalize_number(number)
+
+        def run(conn: Connection) -> Binding:
+            b = self._own_binding(conn, number, operator)
+            self._audit(conn, self._now(), "lookup", operator.operator_id, number, b.handle, {})
+            return b
+
+        return self._tx(run)
+
+    def my_numbers(self, handle: str) -> list[Binding]:
+        """Every number bound to this handle, across operators (the person's view; audited)."""
+        self._require_handle(handle)
+
+        def run(conn: Connection) -> list[Binding]:
+            rows = conn.execute(
+                select(NumberBinding).where(NumberBinding.handle == handle).order_by(NumberBinding.bound_at, NumberBinding.number)
+            ).all()
+            self._audit(conn, self._now(), "my_numbers", "person", None, handle, {"count": len(rows)})
+            return [_binding(r) for r in rows]
+
+        return self._tx(run)
+
+    def dispute(self, number: str, handle: str, reason: str = "") -> Binding:
+        """The holder disputes a number: it is suspended and its operator gets an event. Disputing a number
+        that is already suspended changes nothing and sends no second event."""
+        self._require_handle(handle)
+        number = normalize_number(number)
+        reason = (reason if isinstance(reason, str) else "").strip()[:_MAX_REASON]
+
+        def run(conn: Connection) -> Binding:
+            now = self._now()
+            row = conn.execute(select(NumberBinding).where(NumberBinding.number == number).with_for_update()).first()
+            if row is None or row.handle != handle:
+                # the same answer for "not bound" and "bound to someone else": a person learns only about their own
+                raise NumberNotFoundError(
+                    "No such number is registered to you.",
+                    fix="Dispute one of the numbers that my_numbers lists.",
+                )
+            already = row.status == "suspended"
+            if not already:
+                conn.execute(update(NumberBinding).where(NumberBinding.number == number).values(status="suspended"))
+                # Lock the operator's row so its events commit in id order: a webhook reader paging with
+                # after_id can then never skip an event that commits late.
+                conn.execute(select(Operator.id).where(Operator.id == row.operator_id).with_for_update()).first()
+                conn.execute(
+                    insert(OperatorEventRecord).values(
+                        at=now, operator_id=row.operator_id, kind="dispute", number=number, details={"reason": reason}
+                    )
+                )
+            self._audit(conn, now, "dispute", "person", number, handle, {"reason": reason, "already_suspended": already})
+            return Binding(number, row.operator_id, "suspended", _utc(row.bound_at), row.handle)
+
+        return self._tx(run)
+
+    def operator_events(self, operator: Principal, after_id: int = 0, limit: int = 100) -> list[OperatorEvent]:
+        """The operator's outbox (disputes of its numbers), oldest first, after ``after_id``."""
+        self._require(operator, "operator")
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(OperatorEventRecord)
+                .where(OperatorEventRecord.operator_id == operator.operator_id, OperatorEventRecord.id > after_id)
+                .order_by(OperatorEventRecord.id)
+                .limit(max(1, min(limit, _MAX_PAGE)))
+            ).all()
+        return [OperatorEvent(r.id, _utc(r.at), r.operator_id, r.kind, r.number, dict(r.details)) for r in rows]
+
+    def audit(self, auditor: Principal, after_seq: int = 0, limit: int = 100) -> list[AuditEntry]:
+        """The audit trail, oldest first, after ``after_seq``; auditors only.
+
+        On PostgreSQL seq is allocation order: two transactions can commit out of it, so a reader polling
+        the tail should re-read a short overlap rather than trust after_seq to the last row."""
+        self._require(auditor, "auditor")
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(AuditRecord)
+                .where(AuditRecord.seq > after_seq)
+                .order_by(AuditRecord.seq)
+                .limit(max(1, min(limit, _MAX_PAGE)))
+            ).all()
+        return [AuditEntry(r.seq, _utc(r.at), r.action, r.actor, r.number, r.handle, dict(r.details)) for r in rows]
+
+    # --- internals --------------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return _utc(self._clock())
+
+    def _tx(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one write transaction, retried on lock timeouts, deadlocks and serialization failures
+        (RegistryErrors are answers, not failures: they roll back and propagate)."""
+        delay = 0.005
+        for attempt in range(_RETRIES):
+            try:
+                with self.engine.begin() as conn:
+                    if self._dialect == "sqlite":
+                        # Take the single write lock now: a deferred transaction that reads, then writes
+                        # fails with "database is locked" at the write, without waiting, when another wrote first.
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return fn(conn)
+            except DBAPIError as e:
+                if attempt + 1 == _RETRIES or not self._retryable(e):
+                    raise
+            time.sleep(delay * (1 + random.random()))  # jitter: retries of a crowd must not collide again
+            delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")
+
+    def _retryable(self, e: DBAPIError) -> bool:
+        if self._dialect == "sqlite":
+            return "locked" in str(e.orig) or "busy" in str(e.orig)
+        return getattr(e.orig, "sqlstate", None) in ("40001", "40P01")  # serialization failure, deadlock
+
+    def _lock_identities(self, conn: Connection, handles: list[str]) -> None:
+        """Lock each identity's row, in sorted order so two transfers can never wait on each other in a cycle.
+        SQLite needs nothing more: BEGIN IMMEDIATE already made this the only writer."""
+        for handle in sorted(set(handles)):
+            conn.execute(self._upsert(RegistryIdentity).values(handle=handle).on_conflict_do_nothing())
+            if self._dialect == "postgresql":
+                conn.execute(select(RegistryIdentity.handle).where(RegistryIdentity.handle == handle).with_for_update()).one()
+
+    def _upsert(self, model: type) -> Any:
+        """INSERT with ON CONFLICT support (both dialects have it; core SQLAlchemy insert does not)."""
+        return (pg_insert if self._dialect == "postgresql" else sqlite_insert)(model)
+
+    def _check_cap(self, conn: Connection, handle: str) -> None:
+        held = conn.execute(select(func.count()).select_from(NumberBinding).where(NumberBinding.handle == handle)).scalar_one()
+        if held >= self.cap:
+            raise IdentityCapReachedError(
+                f"This person already holds {held} numbers, the most allowed ({self.cap}, across all operators).",
+                fix="The person must end one of their lines (or dispute one that is not theirs) first.",
+            )
+
+    def _own_binding(self, conn: Connection, number: str, operator: Principal, *, lock: bool = False) -> Binding:
+        q = select(NumberBinding).where(NumberBinding.number == number)
+        row = conn.execute(q.with_for_update() if lock else q).first()
+        if row is None:
+            raise NumberNotFoundError("The number is not bound.", fix="Bind it first, or check the number.")
+        if row.operator_id != operator.operator_id:
+            raise NotYourNumberError(
+                "The number is bound by another operator.", fix="An operator sees and changes only the numbers it bound."
+            )
+        return _binding(row)
+
+    @staticmethod
+    def _taken(status: str) -> RegistryError:
+        if status == "suspended":
+            return NumberSuspendedError(
+                "The number is suspended: its holder disputes it.",
+                fix="Resolve the dispute with the holder (unbind the number if the line is to end) first.",
+            )
+        return NumberAlreadyBoundError(
+            "The number is already bound.", fix="Transfer it (both holders proven) or unbind it first."
+        )
+
+    def _proofing_row(self, conn: Connection, proofing_id: str) -> Any:
+        if not isinstance(proofing_id, str) or not 0 < len(proofing_id) <= 36:
+            return None
+        return conn.execute(
+            select(
+                ProofingDecision.id,
+                ProofingDecision.outcome,
+                ProofingDecision.subject_handle,
+                ProofingDecision.decided_at,
+                ProofingDecision.operator_id,
+            ).where(ProofingDecision.id == proofing_id)
+        ).first()
+
+    @staticmethod
+    def _proofing_record(row: Any) -> ProofingRecord:
+        return ProofingRecord(row.id, row.outcome, row.subject_handle, _utc(row.decided_at), row.operator_id)
+
+    def _fresh_proofing(self, conn: Connection, proofing_id: str, now: datetime) -> Any:
+        row = self._proofing_row(conn, proofing_id)
+        if row is None:
+            raise ProofingNotFoundError("No proofing has this id.", fix="Pass the id that record_proofing returned.")
+        if row.outcome != "accept":
+            raise ProofingNotAcceptedError(
+                f"The proofing's outcome is {row.outcome!r}, not 'accept'.",
+                fix="Only a person whom proofing accepted can be bound; have them prove themselves again.",
+            )
+        if not row.subject_handle:
+            raise ProofingNotAcceptedError(
+                "The proofing carries no identity handle.",
+                fix="Run proofing with the registry key (Verifier(registry_key=...)) on a document with a readable MRZ or chip.",
+            )
+        age = now - _utc(row.decided_at)
+        if age > self.proofing_max_age:
+            minutes = self.proofing_max_age.total_seconds() / 60
+            raise ProofingExpiredError(
+                f"The proofing is {age.total_seconds() / 60:.0f} minutes old; the registry accepts {minutes:g} at most.",
+                fix="Have the person prove themselves again.",
+            )
+        return row
+
+    def _audit(
+        self, conn: Connection, at: datetime, action: str, actor: str, number: str | None, handle: str | None, details: dict
+    ) -> None:
+        conn.execute(
+            insert(AuditRecord).values(at=at, action=action, actor=actor, number=number, handle=handle, details=details)
+        )
+
+    @staticmethod
+    def _require_handle(handle: str | None) -> None:
+        if not isinstance(handle, str) or not handle:
+            raise ForbiddenError(
+                "No person handle: the person is not authenticated.",
+                fix="Take the handle from person_handle(token); None there means the token is unknown or expired.",
+            )
+
+    @staticmethod
+    def _require(who: Principal, role: Role) -> None:
+        if not isinstance(who, Principal) or who.role != role:
+            raise ForbiddenError(
+                f"This needs the {role} role.",
+                fix="Authenticate with an operator's API key for registry operations, an auditor's for the audit trail.",
+            )

@@ -1,0 +1,150 @@
+"""The idproof HTTP service: proofing sessions, the subscriber registry, the audit trail.
+
+    from idproof.service import Settings, create_app
+    app = create_app(Settings(registry_key="file:/etc/idproof/registry.key", db_url="sqlite:///idproof.db"))
+
+Images are read from the request stream into memory, verified, and dropped (see ``uploads``); the
+database holds decisions (outcome, scores), identity handles and bindings, never images or personal data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from idproof import __version__
+from idproof.imageio import DEFAULT_MAX_BYTES
+from idproof.service.models import Health
+from idproof.service.problems import PROBLEM_MEDIA_TYPE, install_handlers
+
+if TYPE_CHECKING:
+    from idproof.api import Verifier
+    from idproof.document.chip import TrustStore
+    from idproof.document.reading import DocumentPolicy
+    from idproof.registry.handles import RegistryKey
+
+__all__ = ["Settings", "create_app", "load_trust"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    registry_key: str | RegistryKey  # "file:PATH" | "env:VAR" | "kms:module:function", or a RegistryKey
+    db_url: str | None = None  # None: $IDPROOF_DB or the embedded SQLite file (idproof.storage.store.default_url)
+    csca: tuple[str | Path, ...] = ()  # CSCA certificates / folders / ICAO master lists (.ml); none: no chip uploads
+    max_upload_bytes: int = DEFAULT_MAX_BYTES  # per upload (one image, or the chip files together)
+    max_sessions: int = 64  # open proofing sessions, all operators together
+    session_ttl: timedelta = timedelta(minutes=10)
+    max_buffered_bytes: int = 1 << 30  # uploads held in memory by all open sessions together
+    cap: int = 5  # numbers per identity, across operators
+    proofing_max_age: timedelta = timedelta(minutes=15)  # how fresh a proofing must be to bind / transfer
+    min_age: int = 18
+    verifier_factory: Callable[[RegistryKey, DocumentPolicy], Verifier] | None = None  # default: Verifier(...)
+    registry_clock: Callable[[], datetime] | None = None  # for tests
+
+
+def load_trust(paths: tuple[str | Path, ...]) -> TrustStore:
+    """CSCA certificates (PEM/DER files, folders) and ICAO master lists (``.ml``) as one trust store."""
+    from idproof.document.chip import TrustStore
+
+    trust = TrustStore()
+    for p in map(Path, paths):
+        trust = trust + (TrustStore.from_master_list(p.read_bytes()) if p.suffix.lower() == ".ml"
+                         else TrustStore.from_paths([p]))
+    return trust
+
+
+def _default_verifier(key: RegistryKey, policy: DocumentPolicy) -> Verifier:
+    from idproof.api import Verifier
+
+    return Verifier(registry_key=key, document_policy=policy)
+
+
+def _problem_only_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every 4xx/5xx response in the schema is problem+json (FastAPI documents its own 422 as JSON)."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for item in schema.get("paths", {}).values():
+        for op in item.values():
+            for status, resp in op.get("responses", {}).items():
+                if status[0] in "45":
+                    resp["content"] = {PROBLEM_MEDIA_TYPE: {"schema": ref}}
+                    if status == "422":
+                        resp["description"] = "Invalid request"
+    schemas = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return schema
+
+
+def create_app(settings: Settings) -> FastAPI:
+    from idproof.document.reading import DocumentPolicy
+    from idproof.registry.handles import RegistryKey
+    from idproof.registry.rules import Registry
+    from idproof.service import routes_proofings, routes_registry
+    from idproof.service.deps import ServiceState
+    from idproof.service.sessions import SessionStore
+    from idproof.storage.store import default_url
+
+    key = settings.registry_key if isinstance(settings.registry_key, RegistryKey) else RegistryKey.load(settings.registry_key)
+    kw = {"clock": settings.registry_clock} if settings.registry_clock is not None else {}
+    registry = Registry(settings.db_url or default_url(), cap=settings.cap,
+                        proofing_max_age=settings.proofing_max_age, **kw)
+    state = ServiceState(
+        registry=registry,
+        sessions=SessionStore(max_sessions=settings.max_sessions, ttl_s=settings.session_ttl.total_seconds(),
+                              max_bytes=settings.max_buffered_bytes),
+        key=key,
+        trust=load_trust(settings.csca) if settings.csca else None,
+        policy=DocumentPolicy(min_age=settings.min_age),
+        verifier_factory=settings.verifier_factory or _default_verifier,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # load the models before the first selfie arrives (off the event loop)
+        await asyncio.get_running_loop().run_in_executor(state.executor, state.verifier)
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="idproof",
+        version=__version__,
+        summary="Privacy-first identity proofing (1:1) and a subscriber registry of numbers bound to proven identities.",
+        description=(
+            "Every error is `application/problem+json` (RFC 9457) with a stable `code` and a `fix`. "
+            "Uploaded images stay in memory and are dropped after the decision. No endpoint lists "
+            "identities, and none takes a face to search with."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.idproof = state
+    install_handlers(app)
+
+    @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness")
+    def healthz() -> Health:
+        return Health(status="ok", version=__version__)
+
+    app.include_router(routes_proofings.router)
+    for r in (routes_registry.numbers, routes_registry.events, routes_registry.me, routes_registry.audit):
+        app.include_router(r)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_only_errors(get_openapi(
+                title=app.title, version=app.version, summary=app.summary, description=app.description,
+                routes=app.routes,
+            ))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

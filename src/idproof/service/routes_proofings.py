@@ -1,0 +1,156 @@
+"""Proofing sessions: create → document photo and/or chip files → selfie → decision.
+
+The uploads live in the session (process memory) until the selfie arrives; the selfie request takes
+the session out of the store, verifies, records the decision (no images, no templates) and drops
+every byte. Whatever the outcome, the session is then gone: a retry is a new session.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from idproof.service.deps import Operator, State
+from idproof.service.models import DecisionOut, ReasonOut, SessionOut
+from idproof.service.problems import ProblemError, problem_responses
+from idproof.service.sessions import BudgetSpent, ProofingSession
+from idproof.service.uploads import (
+    IMAGE_MEDIA_TYPES,
+    read_chip_upload,
+    read_image_upload,
+)
+
+router = APIRouter(prefix="/v1/proofings", tags=["proofing"])
+
+_AUTH = (401, 403, 422, 500)
+_binary = {"type": "string", "format": "binary"}
+IMAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": _binary}}},
+    **{t: {"schema": _binary} for t in IMAGE_MEDIA_TYPES},
+}}}
+CHIP_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["sod", "dg1", "dg2"],
+        "properties": {"sod": _binary, "dg1": _binary, "dg2": _binary},
+    }},
+}}}
+
+
+def _not_found(session_id: str) -> ProblemError:
+    return ProblemError(404, "session_not_found", "No open proofing session with this id (expired, finished, or never created).",
+                        fix="Start a new proofing with POST /v1/proofings.")
+
+
+def _busy(detail: str) -> ProblemError:
+    return ProblemError(503, "service_busy", detail, fix="Try again in a minute.", headers={"Retry-After": "60"})
+
+
+def _session_out(state, s: ProofingSession) -> SessionOut:
+    left = max(0.0, s.expires - time.monotonic())
+    return SessionOut(session_id=s.id, expires_at=datetime.now(UTC) + timedelta(seconds=left),
+                      has_document=s.document is not None, has_chip=s.chip is not None,
+                      max_upload_bytes=state.max_upload_bytes)
+
+
+@router.post("", status_code=201, response_model=SessionOut, responses=problem_responses(*_AUTH, 503),
+             summary="Start a proofing session")
+def create_session(state: State, op: Operator) -> SessionOut:
+    s = state.sessions.create(op.operator_id)
+    if s is None:
+        raise _busy("Too many proofing sessions are open.")
+    return _session_out(state, s)
+
+
+@router.get("/{session_id}", response_model=SessionOut, responses=problem_responses(*_AUTH, 404),
+            summary="What a session has received so far")
+def get_session(session_id: str, state: State, op: Operator) -> SessionOut:
+    s = state.sessions.get(session_id, op.operator_id)
+    if s is None:
+        raise _not_found(session_id)
+    return _session_out(state, s)
+
+
+@router.delete("/{session_id}", status_code=204, responses=problem_responses(*_AUTH, 404),
+               summary="Abandon a session (its uploads are dropped)")
+def drop_session(session_id: str, state: State, op: Operator) -> Response:
+    if not state.sessions.drop(session_id, op.operator_id):
+        raise _not_found(session_id)
+    return Response(status_code=204)
+
+
+async def _store(state: State, session_id: str, operator_id: str, **upload) -> SessionOut:
+    try:
+        s = state.sessions.put(session_id, operator_id, **upload)
+    except BudgetSpent:
+        raise _busy("The server holds too many uploads right now.") from None
+    if s is None:
+        raise _not_found(session_id)
+    return _session_out(state, s)
+
+
+@router.put("/{session_id}/document", response_model=SessionOut, openapi_extra=IMAGE_BODY,
+            responses=problem_responses(*_AUTH, 404, 413, 415, 503),
+            summary="Upload a photo of the identity document page (with its MRZ)")
+async def put_document(session_id: str, request: Request, state: State, op: Operator) -> SessionOut:
+    """The image as the raw body (`image/jpeg`, `image/png`, ... or `application/octet-stream`) or as the
+    multipart part `file`. Kept in memory only, until the selfie arrives or the session expires."""
+    if state.sessions.get(session_id, op.operator_id) is None:
+        raise _not_found(session_id)
+    data = await read_image_upload(request, state.max_upload_bytes, "document photo")
+    return await _store(state, session_id, op.operator_id, document=data)
+
+
+@router.put("/{session_id}/chip", response_model=SessionOut, openapi_extra=CHIP_BODY,
+            responses=problem_responses(*_AUTH, 404, 409, 413, 415, 503),
+            summary="Upload the chip files an NFC app read (EF.SOD, DG1, DG2)")
+async def put_chip(session_id: str, request: Request, state: State, op: Operator) -> SessionOut:
+    """Multipart parts `sod`, `dg1`, `dg2` (raw elementary-file bytes). The chip is checked by passive
+    authentication against the server's CSCA trust store when the selfie arrives."""
+    if state.sessions.get(session_id, op.operator_id) is None:
+        raise _not_found(session_id)
+    if state.trust is None:
+        raise ProblemError(409, "chip_not_configured", "This server has no CSCA trust store, so it cannot check chips.",
+                           fix="Upload a photo of the document page instead, or ask the operator to start the server with --csca.")
+    chip = await read_chip_upload(request, state.max_upload_bytes)
+    return await _store(state, session_id, op.operator_id, chip=chip)
+
+
+@router.put("/{session_id}/selfie", response_model=DecisionOut, openapi_extra=IMAGE_BODY,
+            responses=problem_responses(*_AUTH, 404, 409, 413, 415),
+            summary="Upload the selfie: verify, record the decision, close the session")
+async def put_selfie(session_id: str, request: Request, state: State, op: Operator) -> DecisionOut:
+    """Runs the 1:1 verification (document or chip portrait vs. selfie), records the decision in the
+    registry (outcome and scores only) and drops every uploaded byte. On `accept`, the response carries
+    `proofing_id` (to bind numbers) and a one-time `person_token` for the person. A `retry` lists what
+    to fix; start a new session for the next attempt."""
+    s = state.sessions.get(session_id, op.operator_id)
+    if s is None:
+        raise _not_found(session_id)
+    if s.document is None and s.chip is None:
+        raise ProblemError(409, "document_missing", "The session has no document photo or chip data yet.",
+                           fix="Upload the document first: PUT /v1/proofings/{id}/document (or /chip).")
+    selfie = await read_image_upload(request, state.max_upload_bytes, "selfie")
+    s = state.sessions.take(session_id, op.operator_id)
+    if s is None:
+        raise _not_found(session_id)
+    document, chip = s.document, s.chip
+    s.document = s.chip = None  # the session is out of the store; after the call below no reference remains
+    decision = await state.verify(document, selfie, chip)
+    del document, chip, selfie
+    record = await run_in_threadpool(state.registry.record_proofing, decision, operator_id=op.operator_id)
+    token = await run_in_threadpool(state.registry.issue_person_token, record.id) if decision.accepted else None
+    m = decision.match
+    return DecisionOut(
+        proofing_id=record.id,
+        outcome=decision.outcome.value,
+        reasons=[ReasonOut(reason=f.reason, code=f.code.value, subject=f.subject, qualifier=f.qualifier, text=f.text)
+                 for f in decision.findings],
+        score=m.score if m else None, threshold=m.threshold if m else None, target_fmr=m.target_fmr if m else None,
+        scorer=decision.scorer, calibration_version=decision.calibration_version,
+        checks_performed=list(decision.checks_performed), document=decision.document,
+        decided_at=decision.decided_at, person_token=token,
+    )
