@@ -182,6 +182,28 @@ def test_bind_needs_a_fresh_accepted_proofing_with_a_handle(reg, clock):
         reg.bind("07700 900001", fresh, op)
 
 
+def test_a_proofing_made_through_one_operator_cannot_be_used_by_another(reg, clock):
+    acme, _ = reg.add_operator("Acme")
+    other, _ = reg.add_operator("Other")
+    handle = new_handle()
+    pid = reg.record_proofing(decision(handle, clock()), operator_id=acme.operator_id).id
+    with pytest.raises(RegistryError) as e:
+        reg.bind(number(7), pid, other)
+    assert e.value.code == "proofing_not_found"  # the id's existence is not revealed to the other operator
+    assert reg.bind(number(7), pid, acme).number == number(7)
+
+
+def test_decision_store_records_metadata_and_the_handle_on_both_databases(db_url):
+    from idproof.storage import Store
+
+    store = Store(db_url)
+    handle = new_handle()
+    rid = store.record_decision(decision(handle, datetime.now(UTC)))
+    row = store.get_decision(rid)
+    assert row.outcome == "accept" and row.subject_handle == handle and store.count_decisions() == 1
+    store.engine.dispose()
+
+
 def test_api_keys_and_person_tokens_are_stored_hashed(reg, clock, db_url):
     op, key = reg.add_operator("Acme")
     auditor, audit_key = reg.add_operator("Regulator", role="auditor")

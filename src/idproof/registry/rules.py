@@ -304,7 +304,7 @@ class Registry:
 
         def run(conn: Connection) -> Binding:
             now = self._now()
-            p = self._fresh_proofing(conn, proofing_id, now)
+            p = self._fresh_proofing(conn, proofing_id, now, operator.operator_id)
             handle = p.subject_handle
             self._lock_identities(conn, [handle])
             existing = conn.execute(select(NumberBinding.status).where(NumberBinding.number == number)).first()
@@ -330,8 +330,8 @@ class Registry:
         def run(conn: Connection) -> Binding:
             now = self._now()
             self._own_binding(conn, number, operator)  # scope errors first, before anything about the proofings
-            cur = self._fresh_proofing(conn, current_proofing_id, now)
-            new = self._fresh_proofing(conn, new_proofing_id, now)
+            cur = self._fresh_proofing(conn, current_proofing_id, now, operator.operator_id)
+            new = self._fresh_proofing(conn, new_proofing_id, now, operator.operator_id)
             if cur.subject_handle == new.subject_handle:
                 raise SameHolderError(
                     "Both proofings are of the same person: the number is already theirs.",
@@ -545,9 +545,11 @@ class Registry:
     def _proofing_record(row: Any) -> ProofingRecord:
         return ProofingRecord(row.id, row.outcome, row.subject_handle, _utc(row.decided_at), row.operator_id)
 
-    def _fresh_proofing(self, conn: Connection, proofing_id: str, now: datetime) -> Any:
+    def _fresh_proofing(self, conn: Connection, proofing_id: str, now: datetime, operator_id: str | None = None) -> Any:
         row = self._proofing_row(conn, proofing_id)
-        if row is None:
+        # A proofing made through one operator is that operator's to use: another operator who learns
+        # the id cannot bind a number to that person. (Not found, so the id's existence is not revealed.)
+        if row is None or (operator_id is not None and row.operator_id is not None and row.operator_id != operator_id):
             raise ProofingNotFoundError("No proofing has this id.", fix="Pass the id that record_proofing returned.")
         if row.outcome != "accept":
             raise ProofingNotAcceptedError(

@@ -81,6 +81,7 @@ class Store:
             model_versions=d.model_versions,
             timings_ms=d.timings_ms,
             code_version=d.code_version,
+            subject_handle=d.subject_handle,
         )
         with Session(self.engine) as s, s.begin():
             s.add(row)
