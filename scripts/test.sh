@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh >/dev/null
+# Debian's Chromium for the capture page's browser test; where it cannot be installed that test skips, saying why.
+bash scripts/browser.sh || true
 # The storage and registry tests run on SQLite and on a real PostgreSQL: a throw-away cluster, started here,
 # stopped on exit. A cluster that cannot start fails the run: those tests must never be skipped silently.
 # (An IDPROOF_TEST_PG_URL set by the caller is used as it is, e.g. a CI service database.)

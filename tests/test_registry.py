@@ -140,7 +140,7 @@ def test_registry_has_no_way_to_list_identities():
     public = {n for n in dir(Registry) if not n.startswith("_")}
     assert public == {
         "record_proofing", "get_proofing", "add_operator", "authenticate", "issue_person_token", "person_handle",
-        "bind", "transfer", "unbind", "lookup", "my_numbers", "dispute", "operator_events", "audit", "close",
+        "bind", "bind_many", "transfer", "unbind", "lookup", "my_numbers", "dispute", "operator_events", "audit", "close",
     }  # fmt: skip
 
 

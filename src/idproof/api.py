@@ -5,14 +5,19 @@
     >>> decision.outcome, decision.reasons
     (<Outcome.ACCEPT: 'accept'>, ('match:match',))
 
-The pipeline reads top to bottom: document (MRZ or chip, portrait) → face → decision.
+The pipeline reads top to bottom: document (MRZ or chip, portrait) → face → decision. With a video or
+a capture page's frames (``Verifier.verify_frames`` / ``verify_capture``): document → capture binding →
+liveness (challenge, same face, 3-D motion, passive PAD) → best frame → face → decision.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from idproof._timing import ms_since
 from idproof import __version__
@@ -29,6 +34,12 @@ from idproof.face.quality import QualityPolicy
 from idproof.imageio import load_image
 from idproof.reasons import Reason
 from idproof.registry.handles import DocumentIdentity, RegistryKey
+
+if TYPE_CHECKING:
+    from idproof.liveness.active import ActiveChecker
+    from idproof.liveness.binding import Submission
+    from idproof.liveness.challenge import Challenge, ChallengeIssuer
+    from idproof.liveness.frames import Frame, FrameLimits, FrameSequence
 
 ImageInput = str | os.PathLike | bytes
 
@@ -58,6 +69,7 @@ class Verifier:
         if self.calibration.model != self.scorer.name:
             raise ValueError(f"calibration is for {self.calibration.model!r}, not {self.scorer.name!r}")
         self.threshold = self.calibration.threshold_at(fmr if fmr is not None else self.calibration.default_fmr)
+        self._active: ActiveChecker | None = None
 
     def verify(
         self, document_image: ImageInput | None, selfie_image: ImageInput, *, chip: ChipInput | None = None
@@ -73,7 +85,160 @@ class Verifier:
         findings: list[Finding] = []
         timings: dict[str, float] = {}
         checks = ["image_intake"]
+        stage = self._document_stage(document_image, chip, findings, timings, checks)
+        document_summary, handle, portrait = stage.summary, stage.handle, stage.portrait
+        # A document that must be rejected ends here: no face is processed for nothing.
+        if stage.rejected:
+            timings["total"] = ms_since(start)
+            return self._decision(findings, None, timings, {}, checks, document_summary, handle)
 
+        # selfie → face
+        t0 = time.perf_counter()
+        selfie_rgb = _load(selfie_image, "selfie", findings)
+        timings["selfie.load"] = ms_since(t0)
+        selfie = None
+        if selfie_rgb is not None:
+            selfie = self.engine.analyze(selfie_rgb, "selfie")
+            findings += _quality_findings(selfie, "selfie")
+            timings.update({f"selfie.{k}": v for k, v in selfie.timings_ms.items()})
+
+        # 1:1 comparison, only when both sides are usable
+        match = self._match(findings, portrait, selfie)
+        timings["total"] = ms_since(start)
+        checks += ["face_detection", "quality_gate", "face_match_1to1"]
+        quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
+        return self._decision(findings, match, timings, quality, checks, document_summary, handle)
+
+    def verify_frames(
+        self,
+        document_image: ImageInput | None,
+        frames: FrameSequence | Sequence[Frame] | str | os.PathLike,
+        *,
+        chip: ChipInput | None = None,
+        challenge: Challenge | None = None,
+        actions: Sequence[str] | None = None,
+        capture_findings: Sequence[Finding] = (),
+        mirrored: bool = False,
+    ) -> Decision:
+        """Like ``verify``, with a frame sequence instead of one selfie: liveness first, then the 1:1
+        match of the best-quality frame against the document portrait.
+
+        ``frames``: a FrameSequence, frames, or a video file / folder of frame images (offline use).
+        ``challenge``: a redeemed challenge (its actions and time windows are checked); ``actions``:
+        offline, the actions to look for in order, without time windows; neither: passive PAD, same
+        face, 3-D motion and timing only. ``capture_findings``: from ``check_submission`` (use
+        ``verify_capture``, which does both).
+
+        Outcome per reason (reasons.REJECTING): a presentation attack or capture injection
+        (liveness:face_changed, flat_motion, presentation_attack; capture:binding_invalid, replayed,
+        challenge_invalid, timing_impossible, stream_inconsistent, reencoded) rejects; what a live
+        person can fail by accident (liveness:challenge_not_met, too_few_frames, multiple_faces,
+        bad_video; capture:challenge_expired, duplicate_frames, timing_irregular) asks for a retry.
+        """
+        from idproof.liveness.binding import stream_findings
+        from idproof.liveness.frames import FrameError, read_frames
+
+        start = time.perf_counter()
+        findings: list[Finding] = []
+        timings: dict[str, float] = {}
+        checks = ["image_intake"]
+        stage = self._document_stage(document_image, chip, findings, timings, checks)
+        if stage.rejected:
+            timings["total"] = ms_since(start)
+            return self._decision(findings, None, timings, {}, checks, stage.summary, stage.handle)
+        portrait = stage.portrait
+
+        if challenge is not None or capture_findings:
+            checks += ["challenge_redemption", "capture_binding", "capture_stream"]
+        findings += capture_findings
+        no_frames = not isinstance(frames, (str, os.PathLike)) and len(frames) == 0
+        if any(f.rejects for f in capture_findings) or (capture_findings and no_frames):
+            # a forged, replayed or tampered capture: its frames are not looked at
+            timings["total"] = ms_since(start)
+            return self._decision(findings, None, timings, {}, checks, stage.summary, stage.handle)
+
+        t0 = time.perf_counter()
+        seq: FrameSequence | Sequence[Frame] | None = None
+        if isinstance(frames, (str, os.PathLike)):
+            try:
+                seq = read_frames(frames)
+            except FrameError as e:
+                findings.append(finding(Reason.BAD_VIDEO, "liveness", e.message))
+            if seq is not None:
+                # a file has no binding; its timing and repeated frames still say something
+                findings += [f for f in stream_findings(seq) if f.code in (Reason.TIMING_IMPOSSIBLE, Reason.DUPLICATE_FRAMES)]
+                checks.append("capture_stream")
+        else:
+            seq = frames
+        timings["liveness.read"] = ms_since(t0)
+
+        live = None
+        selfie = None
+        if seq is not None and len(seq):
+            live = self.active.check(seq, challenge=challenge, actions=actions, portrait=portrait, mirrored=mirrored)
+            findings += live.findings
+            timings.update({f"liveness.{k}": v for k, v in live.timings_ms.items()})
+            checks += (["liveness_challenge"] if live.requested else []) + ["liveness_same_face", "liveness_3d_motion"]
+            if live.pad.get("status") in ("loaded", "given"):
+                checks.append("presentation_attack_detection")
+            selfie = live.selfie
+            if selfie is not None and not any(f.code is Reason.TOO_FEW_FRAMES for f in live.findings):
+                findings += _quality_findings(selfie, "selfie")
+                timings.update({f"selfie.{k}": v for k, v in selfie.timings_ms.items()})
+            elif selfie is None and not live.findings:
+                findings.append(finding(Reason.NO_FACE, "selfie"))
+        elif seq is not None:
+            findings.append(finding(Reason.TOO_FEW_FRAMES, "liveness", "(no frames)"))
+
+        match = self._match(findings, portrait, selfie)
+        timings["total"] = ms_since(start)
+        checks += ["face_detection", "quality_gate", "face_match_1to1"]
+        quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
+        if live is not None:
+            quality["liveness"] = live.summary()
+        return self._decision(findings, match, timings, quality, checks, stage.summary, stage.handle)
+
+    def verify_capture(
+        self,
+        document_image: ImageInput | None,
+        submission: Submission,
+        issuer: ChallengeIssuer,
+        *,
+        chip: ChipInput | None = None,
+        limits: FrameLimits | None = None,
+        enforce_jpeg_quality: bool = True,
+    ) -> Decision:
+        """A capture page's submission end to end: redeem its challenge token (signature, expiry, once
+        only), verify the capture MAC over the frames as received, check the stream, then
+        ``verify_frames`` with the challenge's actions and windows."""
+        from idproof.liveness.binding import check_submission
+
+        cc = check_submission(issuer, submission, limits=limits, expected_jpeg_quality="challenge" if enforce_jpeg_quality else None)
+        return self.verify_frames(document_image, cc.frames if cc.frames is not None else (), chip=chip, challenge=cc.challenge, capture_findings=cc.findings)
+
+    @property
+    def active(self) -> ActiveChecker:
+        """The active-liveness checker, built on first use with this verifier's engine, scorer and threshold."""
+        if self._active is None:
+            from idproof.liveness.active import ActiveChecker
+
+            lenient = min(t.threshold for t in self.calibration.thresholds if t.supported)
+            self._active = ActiveChecker(self.engine, self.scorer, self.threshold.threshold, lenient_threshold=lenient)
+        return self._active
+
+    def _match(self, findings: list[Finding], portrait: FaceSample | None, selfie: FaceSample | None) -> Match | None:
+        if findings or portrait is None or selfie is None or not portrait.usable or not selfie.usable:
+            return None
+        scores = self.scorer.model_scores(portrait.template, selfie.template)
+        return Match(
+            score=round(self.scorer.combine(scores), 6),
+            threshold=self.threshold.threshold,
+            target_fmr=self.threshold.fmr,
+            model_scores={k: round(v, 6) for k, v in scores.items()},
+        )
+
+    def _document_stage(self, document_image, chip, findings: list[Finding], timings: dict[str, float], checks: list[str]) -> _DocumentStage:
+        """Document page and/or chip → their findings (appended), summary, registry handle and portrait."""
         # document → its data and portrait
         page = chip_doc = None
         if document_image is not None:
@@ -102,41 +267,15 @@ class Verifier:
         if self.registry_key is not None and reference is not None and reference.mrz is not None and reference.mrz.valid:
             handle = self.registry_key.handle(DocumentIdentity.from_mrz(reference.mrz))
 
-        # A document that must be rejected ends here: no face is processed for nothing.
         if any(f.rejects for f in findings):
-            timings["total"] = ms_since(start)
-            return self._decision(findings, None, timings, {}, checks, document_summary, handle)
+            return _DocumentStage(document_summary, handle, None, True)
 
         portrait = None
         if reference is not None and reference.portrait_image is not None:
             portrait = self.engine.analyze(reference.portrait_image, "portrait")
             findings += _quality_findings(portrait, "chip" if reference is chip_doc else "document")
             timings.update({f"document.{k}": v for k, v in portrait.timings_ms.items()})
-
-        # selfie → face
-        t0 = time.perf_counter()
-        selfie_rgb = _load(selfie_image, "selfie", findings)
-        timings["selfie.load"] = ms_since(t0)
-        selfie = None
-        if selfie_rgb is not None:
-            selfie = self.engine.analyze(selfie_rgb, "selfie")
-            findings += _quality_findings(selfie, "selfie")
-            timings.update({f"selfie.{k}": v for k, v in selfie.timings_ms.items()})
-
-        # 1:1 comparison, only when both sides are usable
-        match = None
-        if not findings and portrait is not None and selfie is not None and portrait.usable and selfie.usable:
-            scores = self.scorer.model_scores(portrait.template, selfie.template)
-            match = Match(
-                score=round(self.scorer.combine(scores), 6),
-                threshold=self.threshold.threshold,
-                target_fmr=self.threshold.fmr,
-                model_scores={k: round(v, 6) for k, v in scores.items()},
-            )
-        timings["total"] = ms_since(start)
-        checks += ["face_detection", "quality_gate", "face_match_1to1"]
-        quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
-        return self._decision(findings, match, timings, quality, checks, document_summary, handle)
+        return _DocumentStage(document_summary, handle, portrait, False)
 
     def _decision(self, findings, match, timings, quality, checks, document, handle=None) -> Decision:
         return decide(
@@ -152,6 +291,14 @@ class Verifier:
             document=document,
             subject_handle=handle,
         )
+
+
+@dataclass(frozen=True)
+class _DocumentStage:
+    summary: dict
+    handle: str | None
+    portrait: FaceSample | None
+    rejected: bool
 
 
 def _load(source: ImageInput, subject, findings: list[Finding]):

@@ -29,8 +29,11 @@ def _fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def verify(
-    selfie: Annotated[Path, typer.Option(help="Live selfie of the person.")],
+    selfie: Annotated[Optional[Path], typer.Option(help="Live selfie of the person.")] = None,
     document: Annotated[Optional[Path], typer.Option(help="Photo or scan of the identity document page (with its MRZ).")] = None,
+    selfie_video: Annotated[Optional[Path], typer.Option(help="Instead of --selfie: a short video (MP4/WebM) or a folder of frame images; runs the liveness checks, then matches the best frame.")] = None,
+    challenge_actions: Annotated[Optional[str], typer.Option(help="With --selfie-video: actions to look for, in order (comma-separated: turn_left, turn_right, blink, smile, mouth_open). None: passive PAD, same face, 3-D motion and timing only.")] = None,
+    mirrored: Annotated[bool, typer.Option("--mirrored", help="With --selfie-video: the video is mirrored (a selfie preview), so left and right turns swap.")] = False,
     chip: Annotated[Optional[Path], typer.Option(help="Folder with the chip files an NFC app read (EF.SOD, DG1, DG2).")] = None,
     csca: Annotated[Optional[list[Path]], typer.Option(help="Trusted CSCA certificates: PEM/DER file, folder, or ICAO master list (.ml). Repeatable.")] = None,
     min_age: Annotated[int, typer.Option(help="Minimum holder age, from the document's date of birth.")] = 18,
@@ -42,13 +45,27 @@ def verify(
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the decision.")] = False,
 ) -> None:
     """Verify that the selfie shows the holder of the document (1:1): MRZ checks, expiry, minimum age,
-    chip passive authentication when chip data is given, then the face match."""
+    chip passive authentication when chip data is given, then the face match. With --selfie-video,
+    liveness first (offline: the named actions in order, same face, 3-D motion, passive PAD, timing),
+    then the best frame is matched."""
     from idproof.api import Verifier
     from idproof.document import ChipInput, DocumentPolicy
     from idproof.errors import IdproofError
 
     if document is None and chip is None:
         _fail("Give --document (a photo of the document page) and/or --chip (a folder of chip files).")
+    if (selfie is None) == (selfie_video is None):
+        _fail("Give either --selfie (a photo) or --selfie-video (a video file or a folder of frames).")
+    if (challenge_actions is not None or mirrored) and selfie_video is None:
+        _fail("--challenge-actions and --mirrored need --selfie-video.")
+    actions = None
+    if challenge_actions:
+        from idproof.liveness.challenge import ACTIONS
+
+        actions = [a.strip() for a in challenge_actions.split(",") if a.strip()]
+        unknown = [a for a in actions if a not in ACTIONS]
+        if unknown:
+            _fail(f"--challenge-actions: unknown {', '.join(unknown)}; choose from {', '.join(ACTIONS)}.")
     try:
         chip_input = None
         if chip is not None:
@@ -62,7 +79,10 @@ def verify(
                 trust = trust + (TrustStore.from_master_list(path.read_bytes()) if path.suffix.lower() == ".ml" else TrustStore.from_paths([path]))
             chip_input = ChipInput(files["SOD"], {k: v for k, v in files.items() if k.startswith("DG")}, trust)
         verifier = Verifier(profile=profile, fmr=fmr, document_policy=DocumentPolicy(min_age=min_age), face_only=face_only)
-        decision = verifier.verify(document, selfie, chip=chip_input)
+        if selfie_video is not None:
+            decision = verifier.verify_frames(document, selfie_video, chip=chip_input, actions=actions, mirrored=mirrored)
+        else:
+            decision = verifier.verify(document, selfie, chip=chip_input)
     except IdproofError as e:
         _fail(str(e))
     record_id = None
@@ -87,6 +107,14 @@ def _print_decision(d, record_id) -> None:
         m = d.match
         typer.echo(f"  score {m.score:.4f} vs threshold {m.threshold:.4f} (calibrated to FMR {m.target_fmr:g}, {d.scorer})")
         typer.echo("  per model: " + ", ".join(f"{k} {v:.4f}" for k, v in m.model_scores.items()))
+    live = d.quality.get("liveness")
+    if live:
+        parts = [f"{int(live.get('frames_used', 0))} frames"]
+        if "same_face_min_score" in live:
+            parts.append(f"same face min {live['same_face_min_score']:.3f}")
+        if "parallax" in live:
+            parts.append(f"parallax {live['parallax']:.2f}")
+        typer.echo("  liveness: " + ", ".join(parts) + f"; {d.timings_ms.get('liveness.per_frame', 0):.0f} ms/frame")
     typer.echo(f"  calibration {d.calibration_version}; total {d.timings_ms.get('total', 0):.0f} ms")
     if record_id:
         typer.echo(f"  decision recorded as {record_id} (no images or templates stored)")
@@ -168,6 +196,52 @@ def bench_documents(
         only = {"ours": "idproof"}.get(only.lower(), only.lower())
     try:
         result = run(data, limit=limit, only=only, progress=not as_json, verbose=verbose)
+    except IdproofError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+
+
+@bench_app.command("liveness")
+def bench_liveness(
+    data: Annotated[Path, typer.Option(help="Folder with spoof/, video/ and faces/ (shared/data).")] = SHARED,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    limit: Annotated[int, typer.Option(help="Bona fide photos from faces/ (each also yields 3 synthetic attacks); 0 = none.")] = 240,
+    frames_per_clip: Annotated[int, typer.Option(help="Frames sampled evenly from each video clip; 0 = no video.")] = 5,
+    casia_per_subject: Annotated[Optional[int], typer.Option(help="At most N CASIA crops per subject and class (default: all).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: CPU count).")] = None,
+    write_calibration: Annotated[Optional[Path], typer.Option(help="Refit the PAD thresholds on the fit split and write pad-calibration.json here.")] = None,
+) -> None:
+    """Passive presentation-attack detection: APCER per attack type and BPCER (ISO/IEC 30107-3), on the shared
+    data and on synthetic attacks, held-out split; passive model alone, forensic cues alone, fused, and the npm peer."""
+    from idproof.bench.liveness import run
+    from idproof.errors import IdproofError
+
+    try:
+        result = run(data, limit=limit, casia_per_subject=casia_per_subject, frames_per_clip=frames_per_clip,
+                     workers=workers, write_calibration=write_calibration, progress=not as_json)  # fmt: skip
+    except IdproofError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+
+
+@bench_app.command("registry")
+def bench_registry(
+    db: Annotated[str, typer.Option(help="sqlite (a fresh temporary file) or a postgresql://USER@HOST:PORT/DB URL: a fresh database idproof_bench_<random> is created on that server and dropped afterwards.")] = "sqlite",
+    sizes: Annotated[str, typer.Option(help="Bound numbers to load before timing, comma-separated (10k and 1M allowed).")] = "10000,1000000",
+    ops: Annotated[int, typer.Option(help="Timed operations per figure (binds, transfers, my-numbers calls).")] = 2000,
+    clients: Annotated[int, typer.Option(help="Concurrent clients (processes, each its own connection) for the concurrent figures.")] = 4,
+    batch: Annotated[int, typer.Option(help="Binds per bind_many call (at most 1000).")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Registry speed at 10k and 1M bound numbers: binds/s (1 and K clients, bind_many), transfers/s, "my numbers" latency; beside a raw-SQL floor."""
+    from idproof.bench.registry import parse_sizes, run
+    from idproof.errors import IdproofError
+
+    try:
+        result = run(db, parse_sizes(sizes), ops=ops, clients=clients, batch=batch, seed=seed, progress=not as_json)
     except IdproofError as e:
         _fail(str(e))
     if as_json:

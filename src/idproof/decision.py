@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from idproof.reasons import REJECTING, Outcome, Reason, text_for
 
-Subject = Literal["document", "chip", "selfie", "match"]
+Subject = Literal["document", "chip", "selfie", "match", "liveness", "capture"]
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,23 @@ class Reason(StrEnum):
     DG_MALFORMED = "dg_malformed"
     UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
     CHIP_MRZ_MISMATCH = "chip_mrz_mismatch"
+    # liveness (subject "liveness"): active challenge, same face, physical plausibility
+    CHALLENGE_NOT_MET = "challenge_not_met"  # qualified by the action
+    TOO_FEW_FRAMES = "too_few_frames"
+    BAD_VIDEO = "bad_video"
+    FACE_CHANGED = "face_changed"
+    FLAT_MOTION = "flat_motion"
+    PRESENTATION_ATTACK = "presentation_attack"  # qualified by the PAD cue when it has no reason of its own
+    # capture (subject "capture"): the signed challenge and the binding of frames to it
+    CHALLENGE_INVALID = "challenge_invalid"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    REPLAYED = "replayed"
+    BINDING_INVALID = "binding_invalid"
+    DUPLICATE_FRAMES = "duplicate_frames"
+    TIMING_IMPOSSIBLE = "timing_impossible"  # qualified: non_monotonic, too_fast, longer_than_session
+    TIMING_IRREGULAR = "timing_irregular"  # qualified: too_slow, gap
+    STREAM_INCONSISTENT = "stream_inconsistent"  # qualified: format, size, quantisation
+    REENCODED = "reencoded"  # qualified: quality, constant_size
     # comparison
     MATCH = "match"
     BELOW_THRESHOLD = "below_threshold"
@@ -87,6 +104,21 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.DG_MALFORMED: "A chip data group is malformed.",
     Reason.UNSUPPORTED_ALGORITHM: "The chip uses an algorithm idproof does not support.",
     Reason.CHIP_MRZ_MISMATCH: "The chip data does not belong to the photographed document.",
+    Reason.CHALLENGE_NOT_MET: "The requested movement was not seen in time. Follow the prompts on screen: make each movement clearly when it is asked for.",
+    Reason.TOO_FEW_FRAMES: "Too few video frames showed a face. Keep your face in the oval for the whole capture, in good light.",
+    Reason.BAD_VIDEO: "The video or frames could not be read. Record again (a short MP4 or WebM clip, or the capture page's frames).",
+    Reason.FACE_CHANGED: "The face changed during the capture: it was not the same person throughout.",
+    Reason.FLAT_MOTION: "The face moved like a flat picture, not like a real head (no depth when it turned).",
+    Reason.PRESENTATION_ATTACK: "The capture shows signs of a presentation attack (a photo, a screen or a mask instead of a live face).",
+    Reason.CHALLENGE_INVALID: "The liveness challenge is not valid: it was not issued by this service or was altered.",
+    Reason.CHALLENGE_EXPIRED: "The liveness challenge has expired. Start the capture again.",
+    Reason.REPLAYED: "This capture was already submitted once. A capture can be used only once: start again.",
+    Reason.BINDING_INVALID: "The frames do not match what the capture page signed: they were changed, reordered or swapped after capture.",
+    Reason.DUPLICATE_FRAMES: "The capture repeats identical frames (a frozen or looped stream). Capture again with the camera.",
+    Reason.TIMING_IMPOSSIBLE: "The frame times are impossible for a live camera (out of order, too fast, or longer than the session).",
+    Reason.TIMING_IRREGULAR: "The frames are too far apart in time. Capture again on a steadier connection, keeping the page open.",
+    Reason.STREAM_INCONSISTENT: "The frames do not all come from the same camera stream (their encoding or size changes).",
+    Reason.REENCODED: "The frames were re-encoded, not captured by the capture page.",
     Reason.MATCH: "The selfie matches the document portrait.",
     Reason.BELOW_THRESHOLD: "The selfie does not match the document portrait.",
 }
@@ -102,4 +134,11 @@ REJECTING: frozenset[Reason] = frozenset({
     Reason.DSC_NOT_FOUND, Reason.CSCA_UNTRUSTED, Reason.CSCA_EXPIRED, Reason.DSC_EXPIRED,
     Reason.DSC_KEY_USAGE_INVALID, Reason.DG_HASH_MISMATCH, Reason.DG_MALFORMED, Reason.UNSUPPORTED_ALGORITHM,
     Reason.CHIP_MRZ_MISMATCH,
+    # Presentation attacks and capture injection: a retake cannot fix them (idproof.liveness.binding
+    # and .active say what each one detects). challenge_not_met, too_few_frames, bad_video,
+    # challenge_expired, duplicate_frames and timing_irregular are retries: a live person can fail them
+    # by accident, and a fresh challenge costs an attacker nothing that a reject would save.
+    Reason.FACE_CHANGED, Reason.FLAT_MOTION, Reason.PRESENTATION_ATTACK, Reason.CHALLENGE_INVALID,
+    Reason.REPLAYED, Reason.BINDING_INVALID, Reason.TIMING_IMPOSSIBLE, Reason.STREAM_INCONSISTENT,
+    Reason.REENCODED,
 })

@@ -1,7 +1,9 @@
 """Dense face mesh, head pose and eye closure from MediaPipe FaceLandmarker (tasks API, IMAGE mode).
 
-Used only by the quality gate (and later liveness actions). Of the 52 blendshapes we read
-``eyeBlinkLeft`` / ``eyeBlinkRight`` and nothing else: idproof never infers emotion or demographics.
+Used by the quality gate and by active liveness. Of the 52 blendshapes we keep the five in
+``ACTION_BLENDSHAPES`` (eye blinks for the quality gate and the blink challenge; smile and jaw-open for
+the smile / mouth_open challenges, i.e. "was the requested movement made") and nothing else: idproof
+never infers emotion or demographics.
 
 The landmarker runs on a square crop around the face the detector found (box side x1.6), not on
 the whole image: it is faster on large photos, and with ``num_faces=1`` it looks at *that* face
@@ -39,6 +41,7 @@ MODEL_NAME = "mediapipe_face_landmarker"
 CROP_SCALE = 1.6  # crop side = this x the larger side of the detector box
 MAX_CROP_SIDE = 384  # larger crops are downscaled: the landmark network itself works at 256x256
 N_POINTS = 478
+ACTION_BLENDSHAPES = ("eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "jawOpen")
 
 
 
@@ -168,10 +171,13 @@ class MeshModel:
         pts = np.array([(p.x, p.y) for p in result.face_landmarks[0]], dtype=np.float32) * side
         pts = pts / factor + np.array([x0, y0], dtype=np.float32)
         blink = {c.category_name: float(c.score) for c in result.face_blendshapes[0]} if result.face_blendshapes else {}
+        transform = None
         if result.facial_transformation_matrixes:
-            yaw, pitch, roll = rotation_to_euler(result.facial_transformation_matrixes[0])
+            transform = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64)
+            yaw, pitch, roll = rotation_to_euler(transform)
         else:  # pragma: no cover - requested in the options, always present
             yaw = pitch = roll = float("nan")
+        points_3d = np.array([(p.x, p.y, p.z) for p in result.face_landmarks[0]], dtype=np.float32)
         # MediaPipe's "Left"/"Right" blendshapes are the subject's own left/right.
         return FaceMesh(
             points=pts,
@@ -180,6 +186,9 @@ class MeshModel:
             roll_deg=roll,
             eye_blink_left=blink.get("eyeBlinkLeft", float("nan")),
             eye_blink_right=blink.get("eyeBlinkRight", float("nan")),
+            blendshapes={k: blink[k] for k in ACTION_BLENDSHAPES if k in blink},
+            points_3d=points_3d,
+            transform=transform,
         )
 
 

@@ -37,7 +37,7 @@ class DetectedFace:
 
 @dataclass(frozen=True)
 class FaceMesh:
-    """Dense landmarks and head pose from MediaPipe FaceLandmarker, used by the quality gate."""
+    """Dense landmarks and head pose from MediaPipe FaceLandmarker, used by the quality gate and active liveness."""
 
     points: np.ndarray = field(repr=False)  # (478, 2) float32, pixel coordinates
     yaw_deg: float  # + = head turned to the image right
@@ -45,3 +45,9 @@ class FaceMesh:
     roll_deg: float
     eye_blink_left: float  # blendshape scores in [0, 1]; 1 = closed
     eye_blink_right: float
+    # For active liveness only (is a requested movement performed?): the few blendshapes listed in
+    # mesh.ACTION_BLENDSHAPES, never used to infer emotion; empty when not computed.
+    blendshapes: dict[str, float] = field(default_factory=dict, repr=False)
+    # (478, 3) float32 normalised landmarks of the crop MediaPipe saw (x, y in [0, 1], z relative depth), or None
+    points_3d: np.ndarray | None = field(default=None, repr=False)
+    transform: np.ndarray | None = field(default=None, repr=False)  # 4x4 facial transformation matrix

@@ -8,6 +8,8 @@
   numbers of their own handle; auditors read the audit trail and nothing else. Nothing lists identities.
 - Every bind / transfer / unbind / lookup / dispute / my_numbers writes its ``audit_log`` row in the same
   transaction as the change: both are there, or neither.
+- ``bind_many`` is bind for a batch (an operator's onboarding queue): the same rules and answers, one audit
+  row per bind, one transaction for the batch, written with a few set-wise statements instead of ~9 per bind.
 
 Locking: PostgreSQL locks the ``identities`` row (``INSERT .. ON CONFLICT DO NOTHING`` then ``SELECT .. FOR
 UPDATE``), several in sorted order; SQLite has one writer, taken up front with ``BEGIN IMMEDIATE``.
@@ -22,16 +24,17 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self, TypeVar
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import any_, bindparam, delete, false, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from idproof.decision import Decision
 from idproof.registry.errors import (
@@ -75,6 +78,7 @@ Role = Literal["operator", "auditor"]
 _ROLES = ("operator", "auditor")
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")  # country codes never start with 0
 _MAX_PAGE = 1000
+_MAX_BATCH = 1000  # bind_many: requests per call (one transaction; its identity locks are held to the end)
 _MAX_REASON = 500
 _RETRIES = 8
 
@@ -322,6 +326,89 @@ class Registry:
 
         return self._tx(run)
 
+    def bind_many(self, requests: Sequence[tuple[str, str]], operator: Principal) -> list[Binding | RegistryError]:
+        """Bind several ``(number, proofing_id)`` pairs in one transaction: the bulk path for an operator's
+        onboarding queue, at a fraction of ``bind``'s per-transaction cost.
+
+        Each request gets the answer ``bind`` would give had the requests been made one after another in
+        this order: its ``Binding``, or the ``RegistryError`` bind would raise (returned in its place, not
+        raised; a refused request writes nothing). The rules are bind's: a fresh accepted proofing made
+        through this operator (or through none), a number not yet bound, and the cap per identity counted
+        under the identity's lock, requests earlier in the batch included. Every accepted bind writes its own
+        ``audit_log`` row, and all of them commit in one transaction with the bindings: a crash leaves the
+        whole batch or none of it. At most 1000 requests (``ValueError`` beyond).
+        """
+        self._require(operator, "operator")
+        requests = list(requests)
+        if len(requests) > _MAX_BATCH:
+            raise ValueError(f"at most {_MAX_BATCH} requests per bind_many call, not {len(requests)}")
+        answers: list[Binding | RegistryError | None] = [None] * len(requests)
+        wanted: list[tuple[int, str, str]] = []  # (request index, normalised number, proofing id)
+        for i, (num, proofing_id) in enumerate(requests):
+            try:
+                wanted.append((i, normalize_number(num), proofing_id))
+            except InvalidNumberError as e:
+                answers[i] = e
+
+        def run(conn: Connection) -> list[Binding | RegistryError]:
+            out = list(answers)
+            now = self._now()
+            ids = sorted({pid for _, _, pid in wanted if isinstance(pid, str) and 0 < len(pid) <= 36})
+            proofings = {r.id: r for r in self._proofing_rows(conn, ids)}
+            proven: list[tuple[int, str, Any]] = []
+            for i, num, pid in wanted:
+                try:
+                    row = proofings.get(pid) if isinstance(pid, str) else None
+                    proven.append((i, num, self._check_proofing(row, now, operator.operator_id)))
+                except RegistryError as e:
+                    out[i] = e
+            if not proven:
+                return out  # type: ignore[return-value]
+            handles = sorted({p.subject_handle for _, _, p in proven})
+            self._lock_identities_many(conn, handles)
+            # under the locks: which numbers are taken, and how many numbers each identity holds
+            numbers = sorted({num for _, num, _ in proven})
+            q = select(NumberBinding.number, NumberBinding.status).where(self._among(NumberBinding.number, numbers))
+            taken: dict[str, str] = {n: st for n, st in conn.execute(q)}
+            q = select(NumberBinding.handle, func.count()).where(self._among(NumberBinding.handle, handles)).group_by(NumberBinding.handle)
+            held: dict[str, int] = {h: c for h, c in conn.execute(q)}
+            rows, audits = [], []
+            for i, num, p in proven:
+                handle = p.subject_handle
+                if num in taken:
+                    out[i] = self._taken(taken[num])
+                    continue
+                if held.get(handle, 0) >= self.cap:
+                    out[i] = self._cap_error(held[handle])
+                    continue
+                taken[num] = "active"
+                held[handle] = held.get(handle, 0) + 1
+                rows.append(
+                    {"number": num, "handle": handle, "operator_id": operator.operator_id, "status": "active", "bound_at": now, "proofing_id": p.id}
+                )
+                audits.append(
+                    {"at": now, "action": "bind", "actor": operator.operator_id, "number": num, "handle": handle, "details": {"proofing_id": p.id}}
+                )
+                out[i] = Binding(num, operator.operator_id, "active", now, handle)
+            if rows:
+                self._insert_many(conn, NumberBinding, rows)
+                self._insert_many(conn, AuditRecord, audits)
+            return out  # type: ignore[return-value]
+
+        if not wanted:
+            return answers  # type: ignore[return-value]  # every request refused before the database
+        for _ in range(_RETRIES):
+            try:
+                return self._tx(run)
+            except IntegrityError as e:
+                # A concurrent bind of one of these numbers to another identity held another identity's lock,
+                # so the number's key decided: the whole batch rolled back; answer it again, the winner now visible.
+                if not self._duplicate_key(e):
+                    raise
+        raise RegistryError(
+            "Concurrent binds of the same numbers kept changing the batch's answers.", fix="Send the batch again."
+        )
+
     def transfer(self, number: str, *, current_proofing_id: str, new_proofing_id: str, operator: Principal) -> Binding:
         """Move a number to a new holder: both holders proven (fresh, accepted), the new one under the cap."""
         self._require(operator, "operator")
@@ -494,6 +581,56 @@ class Registry:
             if self._dialect == "postgresql":
                 conn.execute(select(RegistryIdentity.handle).where(RegistryIdentity.handle == handle).with_for_update()).one()
 
+    def _lock_identities_many(self, conn: Connection, handles: list[str]) -> None:
+        """``_lock_identities`` for many handles in one statement per 1000: each row inserted, or (already
+        there) locked by ``ON CONFLICT DO UPDATE .. WHERE false``, which locks the row and writes nothing, in
+        sorted order as the single-handle path takes them. (A deadlock all the same is retried by ``_tx``.)"""
+        handles = sorted(set(handles))
+        for k in range(0, len(handles), _MAX_BATCH):
+            chunk = [{"handle": h} for h in handles[k : k + _MAX_BATCH]]
+            if self._dialect == "postgresql":
+                stmt = pg_insert(RegistryIdentity).from_select(["handle"], self._unnest(RegistryIdentity, chunk))
+                conn.execute(stmt.on_conflict_do_update(index_elements=["handle"], set_={"handle": stmt.excluded.handle}, where=false()))
+            else:
+                conn.execute(sqlite_insert(RegistryIdentity).on_conflict_do_nothing(), chunk)  # one row after another
+
+    def _insert_many(self, conn: Connection, model: type, rows: list[dict]) -> None:
+        """INSERT many rows, in order. PostgreSQL: one ``INSERT .. SELECT unnest(array), ..`` (one parameter a
+        column, one statement for the server); SQLite: executemany of one prepared statement."""
+        if self._dialect == "postgresql":
+            conn.execute(insert(model).from_select(list(rows[0]), self._unnest(model, rows)))
+        else:
+            conn.execute(insert(model), rows)
+
+    @staticmethod
+    def _unnest(model: type, rows: list[dict]) -> Any:
+        """``SELECT unnest(:col1), :col2, ..``: the rows as one array per column (zipped back in order by
+        PostgreSQL), or one plain parameter for a column whose value is the same in every row."""
+        table = model.__table__  # type: ignore[attr-defined]
+        columns = {c: [r[c] for r in rows] for c in rows[0]}
+        same = {c for c, values in columns.items() if all(v == values[0] for v in values)}
+        if len(rows) > 1 and same == set(columns):
+            same.discard(next(iter(columns)))  # identical rows stay as many rows: one column unnested
+        return select(
+            *(
+                bindparam(None, values[0], type_=table.c[c].type)
+                if c in same
+                else func.unnest(bindparam(None, values, type_=ARRAY(table.c[c].type)))
+                for c, values in columns.items()
+            )
+        )
+
+    def _among(self, column: Any, values: list[str]) -> Any:
+        """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, so the statement stays small and cached."""
+        if self._dialect == "postgresql":
+            return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return column.in_(values)
+
+    def _duplicate_key(self, e: IntegrityError) -> bool:
+        if self._dialect == "postgresql":
+            return getattr(e.orig, "sqlstate", None) == "23505"  # unique_violation
+        return "UNIQUE constraint failed" in str(e.orig)
+
     def _upsert(self, model: type) -> Any:
         """INSERT with ON CONFLICT support (both dialects have it; core SQLAlchemy insert does not)."""
         return (pg_insert if self._dialect == "postgresql" else sqlite_insert)(model)
@@ -501,10 +638,13 @@ class Registry:
     def _check_cap(self, conn: Connection, handle: str) -> None:
         held = conn.execute(select(func.count()).select_from(NumberBinding).where(NumberBinding.handle == handle)).scalar_one()
         if held >= self.cap:
-            raise IdentityCapReachedError(
-                f"This person already holds {held} numbers, the most allowed ({self.cap}, across all operators).",
-                fix="The person must end one of their lines (or dispute one that is not theirs) first.",
-            )
+            raise self._cap_error(held)
+
+    def _cap_error(self, held: int) -> IdentityCapReachedError:
+        return IdentityCapReachedError(
+            f"This person already holds {held} numbers, the most allowed ({self.cap}, across all operators).",
+            fix="The person must end one of their lines (or dispute one that is not theirs) first.",
+        )
 
     def _own_binding(self, conn: Connection, number: str, operator: Principal, *, lock: bool = False) -> Binding:
         q = select(NumberBinding).where(NumberBinding.number == number)
@@ -541,12 +681,22 @@ class Registry:
             ).where(ProofingDecision.id == proofing_id)
         ).first()
 
+    def _proofing_rows(self, conn: Connection, proofing_ids: list[str]) -> list[Any]:
+        cols = (ProofingDecision.id, ProofingDecision.outcome, ProofingDecision.subject_handle, ProofingDecision.decided_at, ProofingDecision.operator_id)
+        out: list[Any] = []
+        for k in range(0, len(proofing_ids), _MAX_BATCH):
+            out += conn.execute(select(*cols).where(self._among(ProofingDecision.id, proofing_ids[k : k + _MAX_BATCH]))).all()
+        return out
+
     @staticmethod
     def _proofing_record(row: Any) -> ProofingRecord:
         return ProofingRecord(row.id, row.outcome, row.subject_handle, _utc(row.decided_at), row.operator_id)
 
     def _fresh_proofing(self, conn: Connection, proofing_id: str, now: datetime, operator_id: str | None = None) -> Any:
-        row = self._proofing_row(conn, proofing_id)
+        return self._check_proofing(self._proofing_row(conn, proofing_id), now, operator_id)
+
+    def _check_proofing(self, row: Any, now: datetime, operator_id: str | None = None) -> Any:
+        """The proofing row if it is usable for a registry change now (by this operator); else raises why not."""
         # A proofing made through one operator is that operator's to use: another operator who learns
         # the id cannot bind a number to that person. (Not found, so the id's existence is not revealed.)
         if row is None or (operator_id is not None and row.operator_id is not None and row.operator_id != operator_id):

@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     from idproof.document.reading import DocumentPolicy
     from idproof.registry.handles import RegistryKey
     from idproof.registry.rules import Registry
-    from idproof.service import routes_proofings, routes_registry
+    from idproof.service import routes_capture, routes_proofings, routes_registry
     from idproof.service.deps import ServiceState
     from idproof.service.sessions import SessionStore
     from idproof.storage.store import default_url
@@ -135,6 +135,8 @@ def create_app(settings: Settings) -> FastAPI:
         return Health(status="ok", version=__version__)
 
     app.include_router(routes_proofings.router)
+    app.include_router(routes_capture.page)  # the person's capture page (GET /capture?s=TOKEN)
+    app.include_router(routes_capture.api)
     for r in (routes_registry.numbers, routes_registry.events, routes_registry.me, routes_registry.audit):
         app.include_router(r)
 

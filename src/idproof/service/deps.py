@@ -67,6 +67,15 @@ class ServiceState:
             chip_input = ChipInput(chip["SOD"], {k: v for k, v in chip.items() if k.startswith("DG")}, self.trust)
         return await self.run_verifier(lambda: self.verifier().verify(document, selfie, chip=chip_input))
 
+    async def verify_capture(self, document: bytes | None, chip: dict[str, bytes] | None, submission, issuer) -> Decision:
+        """A capture page's submission (``idproof.liveness.binding.Submission``): challenge, binding, liveness, match."""
+        chip_input = None
+        if chip is not None:
+            from idproof.document.reading import ChipInput
+
+            chip_input = ChipInput(chip["SOD"], {k: v for k, v in chip.items() if k.startswith("DG")}, self.trust)
+        return await self.run_verifier(lambda: self.verifier().verify_capture(document, submission, issuer, chip=chip_input))
+
     def close(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None

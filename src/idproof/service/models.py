@@ -33,12 +33,20 @@ class SessionOut(BaseModel):
     has_document: bool
     has_chip: bool
     max_upload_bytes: int
+    capture_url: str = Field(
+        description="The person's capture page for this session (camera, liveness challenge, selfie frames). Its "
+                    "token works for this session only, once; give the link to the person, never the API key.")
+    capture: Literal["open", "challenged", "verifying", "done"] = Field(
+        description="Where the capture page is: open (not used yet), challenged (a challenge was issued), "
+                    "verifying (frames are being checked), done (see `decision`).")
+    decision: DecisionOut | None = Field(
+        default=None, description="The decision made from the capture page's frames, once `capture` is done.")
 
 
 class ReasonOut(BaseModel):
     reason: str = Field(description="Machine-readable, e.g. selfie:low_quality:blur, document:bad_image.")
     code: str
-    subject: Literal["document", "chip", "selfie", "match"]
+    subject: Literal["document", "chip", "selfie", "match", "liveness", "capture"]
     qualifier: str
     text: str = Field(description="What to tell the person.")
 
@@ -61,6 +69,9 @@ class DecisionOut(BaseModel):
                     "lets them list and dispute the numbers registered to them (GET /v1/me/numbers) while the "
                     "proofing is fresh (the registry's proofing max age, 15 minutes by default).",
     )
+
+
+SessionOut.model_rebuild()
 
 
 # --- registry ------------------------------------------------------------------------------------------

@@ -40,6 +40,25 @@ CHIP_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
 }}}
 
 
+def capture_url(request: Request, token: str) -> str:
+    """The capture page's URL for a capture token (absolute, as this request reached the server)."""
+    return str(request.url_for("capture_page").include_query_params(s=token))
+
+
+def decision_out(decision, record, person_token: str | None) -> DecisionOut:
+    m = decision.match
+    return DecisionOut(
+        proofing_id=record.id,
+        outcome=decision.outcome.value,
+        reasons=[ReasonOut(reason=f.reason, code=f.code.value, subject=f.subject, qualifier=f.qualifier, text=f.text)
+                 for f in decision.findings],
+        score=m.score if m else None, threshold=m.threshold if m else None, target_fmr=m.target_fmr if m else None,
+        scorer=decision.scorer, calibration_version=decision.calibration_version,
+        checks_performed=list(decision.checks_performed), document=decision.document,
+        decided_at=decision.decided_at, person_token=person_token,
+    )
+
+
 def _not_found(session_id: str) -> ProblemError:
     return ProblemError(404, "session_not_found", "No open proofing session with this id (expired, finished, or never created).",
                         fix="Start a new proofing with POST /v1/proofings.")
@@ -49,29 +68,32 @@ def _busy(detail: str) -> ProblemError:
     return ProblemError(503, "service_busy", detail, fix="Try again in a minute.", headers={"Retry-After": "60"})
 
 
-def _session_out(state, s: ProofingSession) -> SessionOut:
+def _session_out(state, s: ProofingSession, request: Request) -> SessionOut:
     left = max(0.0, s.expires - time.monotonic())
     return SessionOut(session_id=s.id, expires_at=datetime.now(UTC) + timedelta(seconds=left),
                       has_document=s.document is not None, has_chip=s.chip is not None,
-                      max_upload_bytes=state.max_upload_bytes)
+                      max_upload_bytes=state.max_upload_bytes,
+                      capture_url=capture_url(request, s.capture_token), capture=s.capture_stage,
+                      decision=s.result if isinstance(s.result, DecisionOut) else None)
 
 
 @router.post("", status_code=201, response_model=SessionOut, responses=problem_responses(*_AUTH, 503),
              summary="Start a proofing session")
-def create_session(state: State, op: Operator) -> SessionOut:
+def create_session(request: Request, state: State, op: Operator) -> SessionOut:
+    """The response's `capture_url` is the person's capture page for this session (see /capture)."""
     s = state.sessions.create(op.operator_id)
     if s is None:
         raise _busy("Too many proofing sessions are open.")
-    return _session_out(state, s)
+    return _session_out(state, s, request)
 
 
 @router.get("/{session_id}", response_model=SessionOut, responses=problem_responses(*_AUTH, 404),
             summary="What a session has received so far")
-def get_session(session_id: str, state: State, op: Operator) -> SessionOut:
+def get_session(session_id: str, request: Request, state: State, op: Operator) -> SessionOut:
     s = state.sessions.get(session_id, op.operator_id)
     if s is None:
         raise _not_found(session_id)
-    return _session_out(state, s)
+    return _session_out(state, s, request)
 
 
 @router.delete("/{session_id}", status_code=204, responses=problem_responses(*_AUTH, 404),
@@ -82,14 +104,14 @@ def drop_session(session_id: str, state: State, op: Operator) -> Response:
     return Response(status_code=204)
 
 
-async def _store(state: State, session_id: str, operator_id: str, **upload) -> SessionOut:
+async def _store(state: State, request: Request, session_id: str, operator_id: str, **upload) -> SessionOut:
     try:
         s = state.sessions.put(session_id, operator_id, **upload)
     except BudgetSpent:
         raise _busy("The server holds too many uploads right now.") from None
     if s is None:
         raise _not_found(session_id)
-    return _session_out(state, s)
+    return _session_out(state, s, request)
 
 
 @router.put("/{session_id}/document", response_model=SessionOut, openapi_extra=IMAGE_BODY,
@@ -101,7 +123,7 @@ async def put_document(session_id: str, request: Request, state: State, op: Oper
     if state.sessions.get(session_id, op.operator_id) is None:
         raise _not_found(session_id)
     data = await read_image_upload(request, state.max_upload_bytes, "document photo")
-    return await _store(state, session_id, op.operator_id, document=data)
+    return await _store(state, request, session_id, op.operator_id, document=data)
 
 
 @router.put("/{session_id}/chip", response_model=SessionOut, openapi_extra=CHIP_BODY,
@@ -116,7 +138,7 @@ async def put_chip(session_id: str, request: Request, state: State, op: Operator
         raise ProblemError(409, "chip_not_configured", "This server has no CSCA trust store, so it cannot check chips.",
                            fix="Upload a photo of the document page instead, or ask the operator to start the server with --csca.")
     chip = await read_chip_upload(request, state.max_upload_bytes)
-    return await _store(state, session_id, op.operator_id, chip=chip)
+    return await _store(state, request, session_id, op.operator_id, chip=chip)
 
 
 @router.put("/{session_id}/selfie", response_model=DecisionOut, openapi_extra=IMAGE_BODY,
@@ -130,6 +152,9 @@ async def put_selfie(session_id: str, request: Request, state: State, op: Operat
     s = state.sessions.get(session_id, op.operator_id)
     if s is None:
         raise _not_found(session_id)
+    if s.capture_stage != "open":
+        raise ProblemError(409, "capture_in_progress", "The person has started the capture page for this session.",
+                           fix="Wait for the capture page's decision (GET /v1/proofings/{id}), or start a new session.")
     if s.document is None and s.chip is None:
         raise ProblemError(409, "document_missing", "The session has no document photo or chip data yet.",
                            fix="Upload the document first: PUT /v1/proofings/{id}/document (or /chip).")
@@ -143,14 +168,4 @@ async def put_selfie(session_id: str, request: Request, state: State, op: Operat
     del document, chip, selfie
     record = await run_in_threadpool(state.registry.record_proofing, decision, operator_id=op.operator_id)
     token = await run_in_threadpool(state.registry.issue_person_token, record.id) if decision.accepted else None
-    m = decision.match
-    return DecisionOut(
-        proofing_id=record.id,
-        outcome=decision.outcome.value,
-        reasons=[ReasonOut(reason=f.reason, code=f.code.value, subject=f.subject, qualifier=f.qualifier, text=f.text)
-                 for f in decision.findings],
-        score=m.score if m else None, threshold=m.threshold if m else None, target_fmr=m.target_fmr if m else None,
-        scorer=decision.scorer, calibration_version=decision.calibration_version,
-        checks_performed=list(decision.checks_performed), document=decision.document,
-        decided_at=decision.decided_at, person_token=token,
-    )
+    return decision_out(decision, record, token)

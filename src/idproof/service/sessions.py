@@ -4,6 +4,11 @@ A session holds the uploads of one proofing (document photo and/or chip files) u
 arrives; then it is taken out of the store (atomically: a second selfie upload cannot reuse it),
 verified, and its bytes are dropped. Nothing here is ever written to disk, logged, or persisted;
 an expired or finished session is simply forgotten.
+
+Each session also has a capture token, for the person's capture page (``routes_capture``): random, bound
+to this one session, usable once for one challenge and then once for one frame submission. Its stages:
+``open`` → ``challenged`` (a challenge was issued for it) → ``verifying`` (the frames arrived; the
+document is taken out) → ``done`` (the decision summary is kept for the operator until the session expires).
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ class ProofingSession:
     expires: float
     document: bytes | None = field(default=None, repr=False)
     chip: dict[str, bytes] | None = field(default=None, repr=False)  # {"SOD": ..., "DG1": ..., "DG2": ...}
+    capture_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    capture_stage: str = "open"  # open | challenged | verifying | done
+    challenge_id: str | None = None  # the one challenge issued through the capture token
+    result: object = None  # the decision summary of a finished capture, for the operator
 
     @property
     def nbytes(self) -> int:
@@ -71,6 +80,47 @@ class SessionStore:
             s = ProofingSession(secrets.token_urlsafe(18), operator_id, now, now + self.ttl_s)
             self._sessions[s.id] = s
             return s
+
+    def _by_capture(self, token: str) -> ProofingSession | None:
+        if not token:
+            return None
+        for s in self._sessions.values():
+            if secrets.compare_digest(s.capture_token.encode(), token.encode("utf-8", "replace")):
+                return s
+        return None
+
+    def by_capture(self, token: str) -> ProofingSession | None:
+        """The live session this capture token belongs to, or None."""
+        with self._lock:
+            self._sweep()
+            return self._by_capture(token)
+
+    def start_challenge(self, token: str, challenge_id: str) -> ProofingSession | None:
+        """Stage open → challenged, recording the challenge; None when the token is unknown or used."""
+        with self._lock:
+            self._sweep()
+            s = self._by_capture(token)
+            if s is None or s.capture_stage != "open":
+                return None
+            s.capture_stage, s.challenge_id = "challenged", challenge_id
+            return s
+
+    def take_capture(self, token: str) -> tuple[ProofingSession, bytes | None, dict[str, bytes] | None] | None:
+        """Stage challenged → verifying, taking the uploads out (the caller verifies and drops them);
+        None when the token is unknown or not at that stage. The session stays, for its result."""
+        with self._lock:
+            self._sweep()
+            s = self._by_capture(token)
+            if s is None or s.capture_stage != "challenged":
+                return None
+            document, chip = s.document, s.chip
+            s.document = s.chip = None
+            s.capture_stage = "verifying"
+            return s, document, chip
+
+    def finish_capture(self, s: ProofingSession, result: object) -> None:
+        with self._lock:
+            s.capture_stage, s.result = "done", result
 
     def get(self, session_id: str, operator_id: str) -> ProofingSession | None:
         """The session, if it exists, is alive, and belongs to this operator (others see nothing)."""

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from idproof.service.problems import ProblemError
 
-__all__ = ["IMAGE_MEDIA_TYPES", "read_chip_upload", "read_image_upload"]
+__all__ = ["IMAGE_MEDIA_TYPES", "read_chip_upload", "read_form_upload", "read_image_upload"]
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/tiff", "image/bmp", "image/gif",
                      "application/octet-stream")
@@ -200,3 +200,11 @@ async def read_chip_upload(request: Request, limit: int) -> dict[str, bytes]:
         raise ProblemError(422, "chip_files_missing", f"Chip upload lacks: {', '.join(missing)}.",
                            fix="Send the chip's EF.SOD, DG1 and DG2 as multipart parts named sod, dg1 and dg2.")
     return {k.upper(): v for k, v in parts.items() if v}
+
+
+async def read_form_upload(request: Request, wanted: tuple[str, ...], limit: int) -> dict[str, bytes]:
+    """The named parts of a ``multipart/form-data`` body (others are discarded), ``limit`` bytes in all."""
+    ctype, params = _media_type(request)
+    if ctype != MULTIPART:
+        raise _unsupported(ctype, (MULTIPART,))
+    return await _read_multipart(request, params, wanted, limit)
