@@ -2,6 +2,7 @@
 # A throw-away PostgreSQL cluster for the tests: trust auth, 127.0.0.1 only, a free port, fsync off.
 #   scripts/pg.sh start DIR   initialise and start a cluster in DIR (new or empty), print its URL
 #   scripts/pg.sh stop DIR    stop it and delete DIR
+# IDPROOF_PG_DURABLE=1 keeps fsync and full-page writes on (for benchmark figures a production store would see).
 # Never point it at a real cluster: `stop` deletes DIR. Uses initdb/pg_ctl from PATH, else Debian's
 # /usr/lib/postgresql/*/bin (installing the `postgresql` package when run as root). initdb refuses to run
 # as root, so as root the cluster runs as the `postgres` system user (created if missing).
@@ -60,8 +61,10 @@ start() {
     port=$((20000 + RANDOM % 40000))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue  # something already listens there
     # fsync off: a test cluster is thrown away, it never has to survive a power cut
+    local durability="-c fsync=off -c full_page_writes=off"
+    [ "${IDPROOF_PG_DURABLE:-0}" = 1 ] && durability=""
     if as_pg "$bin/pg_ctl" start -D "$dir/data" -l "$dir/server.log" -w -t 60 -o \
-      "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c full_page_writes=off -c max_connections=200" \
+      "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir $durability -c max_connections=200" \
       >/dev/null 2>&1; then
       echo "$port" >"$dir/port"
       echo "postgresql://postgres@127.0.0.1:$port/postgres"
