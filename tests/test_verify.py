@@ -128,3 +128,36 @@ def test_no_face_and_two_faces(verifier):
     # On a document the largest face is the portrait: two faces are not a problem there.
     d = verifier.verify(jpeg_bytes(two), FACES / "lfw/Abel_Pacheco/Abel_Pacheco_0004.jpg")
     assert "document:multiple_faces" not in d.reasons
+
+
+# --- passive PAD on a single selfie ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def document_verifier() -> Verifier:
+    return Verifier()  # with a document: the selfie also goes through passive presentation-attack detection
+
+
+def test_single_selfie_runs_passive_pad_and_a_live_photo_passes(document_verifier, obama_passport):
+    d = document_verifier.verify(obama_passport, OBAMA2)
+    assert d.outcome is Outcome.ACCEPT, d.to_dict()
+    assert "presentation_attack_detection" in d.checks_performed
+    assert d.timings_ms["selfie.pad"] > 0
+
+
+@pytest.mark.parametrize("kind", ["screen", "print"])
+def test_single_selfie_of_a_screen_or_print_is_rejected_naming_the_cue(document_verifier, obama_passport, kind):
+    """The same live photo, re-photographed off a simulated screen / halftone print (synthetic attacks,
+    idproof.liveness.attacks): the match alone would accept it; the PAD rejects it with its cue."""
+    from idproof.liveness.attacks import attack_seed, make_attack
+
+    attack = make_attack(read_rgb(OBAMA2), kind, attack_seed("obama2", kind))
+    d = document_verifier.verify(obama_passport, jpeg_bytes(attack.image))
+    assert d.outcome is Outcome.REJECT, d.to_dict()
+    pad = [r for r in d.reasons if r.startswith("liveness:presentation_attack")]
+    assert pad and all(r.count(":") == 2 for r in pad), d.reasons  # the cue is named, e.g. ...:screen_moire
+
+
+def test_face_only_comparison_skips_the_pad(verifier):
+    d = verifier.verify(OBAMA, OBAMA2)
+    assert "presentation_attack_detection" not in d.checks_performed

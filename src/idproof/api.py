@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from idproof._timing import ms_since
 from idproof import __version__
@@ -70,6 +70,8 @@ class Verifier:
             raise ValueError(f"calibration is for {self.calibration.model!r}, not {self.scorer.name!r}")
         self.threshold = self.calibration.threshold_at(fmr if fmr is not None else self.calibration.default_fmr)
         self._active: ActiveChecker | None = None
+        self._pad: Any = None
+        self._pad_status = "off" if face_only else None  # None: loaded on first selfie
 
     def verify(
         self, document_image: ImageInput | None, selfie_image: ImageInput, *, chip: ChipInput | None = None
@@ -101,6 +103,13 @@ class Verifier:
             selfie = self.engine.analyze(selfie_rgb, "selfie")
             findings += _quality_findings(selfie, "selfie")
             timings.update({f"selfie.{k}": v for k, v in selfie.timings_ms.items()})
+            # One still proves no liveness (use verify_frames for that), but a screen, print or mask
+            # in it can still be caught: passive PAD on the selfie's one face.
+            if selfie.faces_found == 1 and selfie.face is not None and self._selfie_pad() is not None:
+                t0 = time.perf_counter()
+                findings += self._pad_findings(selfie_rgb, selfie)
+                timings["selfie.pad"] = ms_since(t0)
+                checks.append("presentation_attack_detection")
 
         # 1:1 comparison, only when both sides are usable
         match = self._match(findings, portrait, selfie)
@@ -215,6 +224,29 @@ class Verifier:
 
         cc = check_submission(issuer, submission, limits=limits, expected_jpeg_quality="challenge" if enforce_jpeg_quality else None)
         return self.verify_frames(document_image, cc.frames if cc.frames is not None else (), chip=chip, challenge=cc.challenge, capture_findings=cc.findings)
+
+    def _selfie_pad(self) -> Any:
+        """The passive PAD for single selfies ("fused"; frame sequences use LivenessPolicy.pad_configuration)."""
+        if self._pad_status is None:
+            from idproof.liveness.active import _load_pad
+
+            self._pad, self._pad_status = _load_pad("fused")  # no challenge here: the model's cue is needed
+        return self._pad
+
+    def _pad_findings(self, rgb: Any, selfie: FaceSample) -> list[Finding]:
+        from idproof.liveness.active import _pad_finding
+
+        try:
+            result = self._pad.assess(rgb, face=selfie.face)
+        except Exception as exc:  # noqa: BLE001 - a PAD fault must not pass as "no attack"
+            return [finding(Reason.PRESENTATION_ATTACK, "liveness", f"presentation-attack detection failed ({type(exc).__name__})", qualifier="pad_error")]
+        if not getattr(result, "is_attack", False):
+            return []
+        found: dict[str, Finding] = {}
+        for reason in result.reasons or ("pad:attack",):
+            f = _pad_finding(str(reason))
+            found.setdefault(f.reason, f)
+        return list(found.values())
 
     @property
     def active(self) -> ActiveChecker:

@@ -33,7 +33,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from multiprocessing import get_context
@@ -294,7 +294,7 @@ def fit_thresholds(bona: np.ndarray, attack: np.ndarray, weights: np.ndarray, cu
     g = np.asarray(groups if groups is not None else ["all"] * n)
     names = sorted(set(g.tolist()))
     masks = [g == name for name in names]
-    caps = [int(math.floor(target_bpcer * m.sum())) for m in masks]
+    caps = [math.floor(target_bpcer * m.sum()) for m in masks]
     cue_caps = cue_caps or {}
 
     def within(rejected: np.ndarray, share: float = 1.0) -> bool:
@@ -387,15 +387,16 @@ def fit_calibration(records: Sequence[dict], *, target_bpcer: float = TARGET_BPC
     m = MODELS["faceplugin_liveness"]
     return {
         "format": "idproof.pad-calibration/1",
-        "version": f"pad-{today}-s{SEED}-b{int(round(target_bpcer * 100))}",
+        "version": f"pad-{today}-s{SEED}-b{round(target_bpcer * 100)}",
         "created": today,
         "default_configuration": "fused",
         "passive_model": {
             "model": m.name, "package": m.package, "sha256": m.sha256, "crop_scale": CROP_SCALE, "input_size": INPUT_SIZE,
             "channel_order": "bgr", "normalisation": "none: raw 0-255 float32, NCHW", "live_class": 0,
             "score": "1 - softmax[0] (spoof probability)",
-        },  # fmt: skip
-        "forensic_parameters": {k: getattr(forensic, k) for k in dir(forensic) if k.isupper() and isinstance(getattr(forensic, k), (int, float, tuple))},
+        },
+        "forensic_parameters": {k: getattr(forensic, k) for k in dir(forensic) if k.isupper() and isinstance(getattr(forensic, k), (int, float))
+                                or k == "SHARP_RING"},
         "configurations": configs,
         "fit": {
             "target_bpcer": target_bpcer,
@@ -409,7 +410,7 @@ def fit_calibration(records: Sequence[dict], *, target_bpcer: float = TARGET_BPC
             "bona_fide_sources": {s: sum(r["source"] == s for r in bona) for s in sorted({r["source"] for r in bona})},
             "split": split or {},
             "command": command,
-        },  # fmt: skip
+        },
     }
 
 
@@ -596,15 +597,15 @@ def report(records: list[dict], split: dict, cal: dict, *, source: str, written:
         key = f"{r['family']}/{r['split']}/{r['pai']}"
         counts["by_family_split_pai"][key] = counts["by_family_split_pai"].get(key, 0) + 1
     notes = [
-        f"Thresholds: {source} (version {cal.get('version')}); fitted on the FIT split only "
-        f"({cal.get('fit', {}).get('bona_fide')} bona fide, attacks {cal.get('fit', {}).get('attack_types')}; target fused BPCER "
-        f"{cal.get('fit', {}).get('target_bpcer')}). Headline figures are on the HELD-OUT split: CASIA subjects "
-        f"{split.get('casia_fasd_subjects', {}).get('held')}, video subjects {split.get('video_subjects', {}).get('held')}, "
-        "held-out face identities (seeded hash), Silent-Face (never fitted).",
+        (f"Thresholds: {source} (version {cal.get('version')}); fitted on the FIT split only "
+         f"({cal.get('fit', {}).get('bona_fide')} bona fide, attacks {cal.get('fit', {}).get('attack_types')}; target fused BPCER "
+         f"{cal.get('fit', {}).get('target_bpcer')}). Headline figures are on the HELD-OUT split: CASIA subjects "
+         f"{split.get('casia_fasd_subjects', {}).get('held')}, video subjects {split.get('video_subjects', {}).get('held')}, "
+         "held-out face identities (seeded hash), Silent-Face (never fitted)."),
         *([] if same_split else ["WARNING: this run's split differs from the one the calibration was fitted on: held-out figures may be in-sample."]),
         "'all' figures include the fit split and are partly in-sample.",
-        "Synthetic attacks (screen, print, warped_photo) are made by idproof.liveness.attacks from live faces; the forensic cues "
-        "were designed with the same physical effects in mind, so synthetic APCER is an optimistic check of each cue, not a field rate.",
+        ("Synthetic attacks (screen, print, warped_photo) are made by idproof.liveness.attacks from live faces; the forensic cues "
+         "were designed with the same physical effects in mind, so synthetic APCER is an optimistic check of each cue, not a field rate."),
         f"Peer {PEER}: fr_liveness.onnx exactly as lib/fr_liveness.js runs it (2.7x crop, 128x128, raw 0-255, RGB, live iff softmax[0] >= 0.5).",
         "Passive model in idproof: the same crop and normalisation, but BGR channel order (the JS's RGB is near chance on CASIA; see passive.py).",
         "A presentation where no face is found is counted as no_face and left out of the rates (the pipeline refuses it before PAD).",
@@ -619,7 +620,7 @@ def report(records: list[dict], split: dict, cal: dict, *, source: str, written:
         "counts": counts,
         "calibration": {"source": source, "version": cal.get("version"), "written": written,
                         "thresholds": {k: v["thresholds"] for k, v in cal["configurations"].items()},
-                        "fit": {k: v for k, v in cal.get("fit", {}).items() if k != "split"}, "split": split},  # fmt: skip
+                        "fit": {k: v for k, v in cal.get("fit", {}).items() if k != "split"}, "split": split},
         "idproof": {"configuration": "fused", "calibration": cal.get("version")} | fused,
         "configurations": {k: results[k] for k in CONFIGURATIONS},
         "peers": {PEER: results[PEER]},

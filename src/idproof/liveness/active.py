@@ -90,7 +90,12 @@ class LivenessPolicy:
     same_face_samples: int = 6
     min_deformation: float = 0.025  # D below which motion is too small to judge flatness
     flat_parallax: float = 0.5  # parallax below this with enough motion → flat_motion
-    pad_frames: int = 3
+    pad_frames: int = 5  # passive PAD verdict: the majority of this many frames
+    # The PAD configuration for camera streams: the forensic cues alone. The passive model (in "fused")
+    # calls 34 of 50 frames of the one live webcam clip in the shared data a spoof (antispoof-zubair_real,
+    # scores 0.97-0.999), and what it catches better than the cues (held-up photos, CASIA-style) cannot
+    # act the challenge in 3-D here. Single selfies, which have no challenge, use "fused" (api.Verifier).
+    pad_configuration: str = "forensic"
 
 
 @dataclass(frozen=True)
@@ -420,7 +425,7 @@ class ActiveChecker:
         self.engine, self.scorer, self.threshold = engine, scorer, float(threshold)
         self.lenient_threshold = min(float(lenient_threshold), self.threshold)
         self.policy = policy or LivenessPolicy()
-        self._pad, self.pad_status = _load_pad() if pad == "auto" else (pad, "given" if pad is not None else "off")
+        self._pad, self.pad_status = _load_pad(self.policy.pad_configuration) if pad == "auto" else (pad, "given" if pad is not None else "off")
 
     def check(
         self,
@@ -611,15 +616,16 @@ def _pad_finding(reason: str) -> Finding:
     return finding(Reason.PRESENTATION_ATTACK, "liveness", qualifier=cue)
 
 
-def _load_pad():
+def _load_pad(configuration: str | None = None):
     """(PassivePad instance or None, status). Status is reported in LivenessResult.pad and the decision's
-    checks_performed, so a deployment that runs without the PAD says so."""
+    checks_performed, so a deployment that runs without the PAD says so. ``configuration``: one of the
+    calibration's (passive_model, forensic, fused); None: its default."""
     try:
         from idproof.liveness.passive import PassivePad  # type: ignore[import-not-found]
     except ImportError:
         return None, "not_installed"
     try:
-        return PassivePad(), "loaded"
+        return (PassivePad(configuration=configuration) if configuration else PassivePad()), "loaded"
     except Exception as exc:  # noqa: BLE001 - e.g. its model file is missing: liveness runs, and says so
         return None, f"unavailable:{type(exc).__name__}"
 

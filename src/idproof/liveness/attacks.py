@@ -100,7 +100,7 @@ def _camera_finish(lin: np.ndarray, rng: np.random.Generator, params: dict, nois
     out = out + rng.normal(0, sigma, out.shape).astype(np.float32)
     out8 = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     q = int(rng.integers(quality[0], quality[1] + 1))
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+    _, buf = cv2.imencode(".jpg", cv2.cvtColor(out8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
     params |= {"noise_sigma": round(sigma, 2), "jpeg_quality": q}
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
@@ -250,7 +250,7 @@ def warped_photo(rgb: np.ndarray, rng: np.random.Generator, face: DetectedFace |
     black, white = float(rng.uniform(0.0, 0.02)), float(rng.uniform(0.8, 0.95))
     photo = black + (white - black) * photo
     margin = float(rng.uniform(0.03, 0.08))
-    mp = int(round(margin * max(h, w)))
+    mp = round(margin * max(h, w))
     card = np.full((h + 2 * mp, w + 2 * mp, 3), white * 0.97, np.float32)
     card[mp : mp + h, mp : mp + w] = photo
     ch, cw = card.shape[:2]

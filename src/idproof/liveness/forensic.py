@@ -78,7 +78,7 @@ def _box(face: DetectedFace, scale: float, shape: tuple[int, ...]) -> tuple[int,
     cx, cy = face.centre
     hw, hh = face.width * scale / 2, face.height * scale / 2
     h, w = shape[:2]
-    return max(0, int(round(cx - hw))), max(0, int(round(cy - hh))), min(w, int(round(cx + hw))), min(h, int(round(cy + hh)))
+    return max(0, round(cx - hw)), max(0, round(cy - hh)), min(w, round(cx + hw)), min(h, round(cy + hh))
 
 
 # --- screen_moire -----------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def glare(rgb: np.ndarray, face: DetectedFace) -> float | None:
         return None  # an over-exposed face, not a reflection: the quality gate's business
     if not blob.any():
         return 0.0
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
     best = 0.0
     for i in np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:5] + 1:  # the largest few blobs
         area = float(stats[i, cv2.CC_STAT_AREA])
@@ -220,7 +220,6 @@ def bezel(rgb: np.ndarray, face: DetectedFace) -> float | None:
         dx, dy = x_b - x_a, y_b - y_a
         length = math.hypot(dx, dy)
         angle = abs(math.degrees(math.atan2(dy, dx))) % 180  # 0 = horizontal, 90 = vertical
-        mx, my = (x_a + x_b) / 2, (y_a + y_b) / 2
         if abs(angle - 90) <= 20:  # vertical-ish: a left or right edge
             ylo, yhi = min(y_a, y_b), max(y_a, y_b)
             overlap = max(0.0, min(yhi, by1) - max(ylo, by0)) / fh_s  # runs beside the face
