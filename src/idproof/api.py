@@ -12,6 +12,7 @@ liveness (challenge, same face, 3-D motion, passive PAD) → best frame → face
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from idproof._timing import ms_since
 from idproof import __version__
 from idproof.calibration import shipped_calibration
-from idproof.decision import Decision, Finding, Match, decide, finding
+from idproof.decision import Decision, Finding, HolderFacts, Match, decide, finding
 from idproof.document import ChipInput, DocumentPolicy, read_chip, read_document
 from idproof.document.reading import same_document
 from idproof.errors import ImageError
@@ -116,7 +117,7 @@ class Verifier:
         timings["total"] = ms_since(start)
         checks += ["face_detection", "quality_gate", "face_match_1to1"]
         quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
-        return self._decision(findings, match, timings, quality, checks, document_summary, handle)
+        return self._decision(findings, match, timings, quality, checks, document_summary, handle, stage.holder)
 
     def verify_frames(
         self,
@@ -205,7 +206,7 @@ class Verifier:
         quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
         if live is not None:
             quality["liveness"] = live.summary()
-        return self._decision(findings, match, timings, quality, checks, stage.summary, stage.handle)
+        return self._decision(findings, match, timings, quality, checks, stage.summary, stage.handle, stage.holder)
 
     def verify_capture(
         self,
@@ -307,10 +308,11 @@ class Verifier:
             portrait = self.engine.analyze(reference.portrait_image, "portrait")
             findings += _quality_findings(portrait, "chip" if reference is chip_doc else "document")
             timings.update({f"document.{k}": v for k, v in portrait.timings_ms.items()})
-        return _DocumentStage(document_summary, handle, portrait, False)
+        holder = _holder_facts(reference.mrz) if reference is not None and not self.face_only else None
+        return _DocumentStage(document_summary, handle, portrait, False, holder)
 
-    def _decision(self, findings, match, timings, quality, checks, document, handle=None) -> Decision:
-        return decide(
+    def _decision(self, findings, match, timings, quality, checks, document, handle=None, holder=None) -> Decision:
+        d = decide(
             findings,
             match,
             scorer=self.scorer.name,
@@ -323,6 +325,7 @@ class Verifier:
             document=document,
             subject_handle=handle,
         )
+        return dataclasses.replace(d, holder=holder) if d.accepted and holder is not None else d
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,18 @@ class _DocumentStage:
     handle: str | None
     portrait: FaceSample | None
     rejected: bool
+    holder: HolderFacts | None = None
+
+
+def _holder_facts(mrz) -> HolderFacts | None:
+    """The holder's name, state and birth date from a valid MRZ (for the person's own credential)."""
+    if mrz is None or not mrz.valid:
+        return None
+
+    def clean(v: str) -> str:
+        return " ".join(v.replace("<", " ").split())
+
+    return HolderFacts(clean(mrz.secondary_identifier), clean(mrz.primary_identifier), mrz.issuing_state, mrz.date_of_birth)
 
 
 def _load(source: ImageInput, subject, findings: list[Finding]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from idproof.reasons import REJECTING, Outcome, Reason, text_for
@@ -60,6 +60,20 @@ class Match:
 
 
 @dataclass(frozen=True)
+class HolderFacts:
+    """What the accepted document says about its holder, for issuing the person's own credential in the
+    same request. Memory only: never serialised (Decision.to_dict drops it), stored or logged."""
+
+    given_name: str
+    family_name: str
+    issuing_state: str
+    birth_date: date | None
+
+    def __repr__(self) -> str:  # personal data: never in a traceback or a log line
+        return "HolderFacts(<redacted>)"
+
+
+@dataclass(frozen=True)
 class Decision:
     outcome: Outcome
     findings: tuple[Finding, ...]
@@ -74,6 +88,7 @@ class Decision:
     code_version: str = ""
     document: dict[str, Any] = field(default_factory=dict)  # what was checked on the document; no personal data
     subject_handle: str | None = None  # keyed pseudonym of the document identity (registry key holders only)
+    holder: HolderFacts | None = field(default=None, repr=False, compare=False)  # accepted only; memory only
 
     @property
     def accepted(self) -> bool:
@@ -93,6 +108,7 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("holder", None)  # personal data: never leaves memory through a serialised decision
         d["outcome"] = self.outcome.value
         d["reasons"] = list(self.reasons)
         d["findings"] = [
