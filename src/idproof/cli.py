@@ -17,6 +17,9 @@ models_app = typer.Typer(no_args_is_help=True, help="Install and check the pinne
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures (human table or --json).")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+from idproof.credential.wallet_cli import app as wallet_app  # noqa: E402 - the person's credential wallet
+
+app.add_typer(wallet_app, name="wallet", help="The person's own credential wallet: hold, present, verify.")
 
 # Shared sample data sits beside the repository (../shared/data) unless IDPROOF_DATA says otherwise.
 SHARED = Path(os.environ.get("IDPROOF_DATA", "../shared/data"))
