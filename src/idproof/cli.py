@@ -251,6 +251,23 @@ def bench_registry(
         typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("credential")
+def bench_credential(
+    seconds: Annotated[float, typer.Option(help="Time per measured phase and repeat, in seconds (each phase runs at least 3 operations).")] = 2.0,
+    repeats: Annotated[int, typer.Option(help="Repeats of every phase; the per-second figures are their median.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Person-held credentials on one core: issue / present / verify per second, latency and sizes of BBS (with pseudonym) and SD-JWT VC; beside the sd-jwt package."""
+    from idproof.bench.credential import run
+
+    try:
+        result = run(json_out=as_json, seconds=seconds, repeats=repeats)
+    except ValueError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+
+
 @app.command()
 def specimen(
     face: Annotated[Path, typer.Option(help="Photo of the person whose face goes on the document.")],
