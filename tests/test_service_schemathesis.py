@@ -7,7 +7,7 @@ Requests carry valid credentials (the role each path needs) so the generated bod
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import schemathesis
@@ -21,11 +21,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from idproof.decision import Decision
+from idproof.credential.attributes import CredentialAttributes
+from idproof.credential.issuer import IssuerKey
+from idproof.decision import Decision, HolderFacts
 from idproof.document.chip_issue import TestPKI
 from idproof.reasons import Outcome
 from idproof.registry.handles import RegistryKey
 from idproof.service import Settings, create_app
+from idproof.service.credential_offers import SdJwtIssuerKey
 from idproof.service.problems import PROBLEM_BASE
 
 KEY = RegistryKey(b"idproof-schemathesis-registry-key!!!")
@@ -47,6 +50,7 @@ def api_schema(tmp_path_factory):
     app = create_app(Settings(
         registry_key=KEY, db_url=f"sqlite:///{data / 'registry.sqlite3'}", verifier_factory=_verifier,
         max_upload_bytes=256 * 1024, max_sessions=10_000, csca=(data / "csca.pem",), proofing_max_age=timedelta(hours=1),
+        credential_issuer="http://localhost", bbs_issuer_key=IssuerKey.generate(), sdjwt_issuer_key=SdJwtIssuerKey.generate(),
     ))
     registry = app.state.idproof.registry
     CREDENTIALS["operator"] = registry.add_operator("fuzz-operator")[1]
@@ -58,6 +62,11 @@ def api_schema(tmp_path_factory):
     operator = registry.authenticate(CREDENTIALS["operator"])
     registry.bind("+441632960001", record.id, operator)
     SEEDS.update(app=app, operator=operator, proofing_id=record.id)
+    # a credential offer redeemed for an access token, so /v1/credential cases get past the token check
+    offers = app.state.idproof.credentials.offers
+    offers.ttl_s = 3600
+    attributes = CredentialAttributes.from_holder(HolderFacts("ANNA", "TEST", "UTO", date(1990, 1, 1)))
+    CREDENTIALS["access"] = offers.redeem(offers.offer(attributes, app.state.idproof.credentials.configurations))[0]
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -93,7 +102,8 @@ def problem_json_errors(ctx, response, case):
 
 
 def _auth(path: str) -> dict[str, str]:
-    who = "auditor" if path.startswith("/v1/audit") else "person" if path.startswith("/v1/me") else "operator"
+    who = ("auditor" if path.startswith("/v1/audit") else "person" if path.startswith("/v1/me")
+           else "access" if path.startswith("/v1/credential") else "operator")
     return {"Authorization": f"Bearer {CREDENTIALS[who]}"}
 
 

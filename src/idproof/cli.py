@@ -370,6 +370,9 @@ def serve(
     min_age: Annotated[int, typer.Option(help="Minimum holder age, from the document's date of birth.")] = 18,
     cap: Annotated[int, typer.Option(help="Numbers one identity may hold, across operators.")] = 5,
     proofing_max_age: Annotated[int, typer.Option(help="Minutes an accepted proofing stays usable for bind / transfer.")] = 15,
+    credential_issuer: Annotated[Optional[str], typer.Option(help="This service's public URL: the issuer id of the person-held credentials (with the issuer keys).")] = None,
+    bbs_issuer_key: Annotated[Optional[Path], typer.Option(help="BBS issuer key file (idproof credential keygen).")] = None,
+    sdjwt_issuer_key: Annotated[Optional[Path], typer.Option(help="SD-JWT VC issuer key file (idproof credential keygen).")] = None,
 ) -> None:
     """Run the HTTP service (one process: proofing sessions live in its memory). OpenAPI at /openapi.json."""
     from datetime import timedelta
@@ -385,10 +388,11 @@ def serve(
         registry_key=_key_spec(registry_key), db_url=db, csca=tuple(csca or ()),
         max_upload_bytes=int(max_upload_mb * 2**20), min_age=min_age, cap=cap,
         proofing_max_age=timedelta(minutes=proofing_max_age),
+        credential_issuer=credential_issuer, bbs_issuer_key=bbs_issuer_key, sdjwt_issuer_key=sdjwt_issuer_key,
     )
     try:
         service = create_app(settings)
-    except IdproofError as e:
+    except (IdproofError, ValueError) as e:
         _fail(str(e))
     uvicorn.run(service, host=host, port=port, workers=1)
 
@@ -437,3 +441,28 @@ def main() -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+credential_app = typer.Typer(no_args_is_help=True, help="The issuer side of the person-held credentials.")
+app.add_typer(credential_app, name="credential")
+
+
+@credential_app.command("keygen")
+def credential_keygen(
+    folder: Annotated[Path, typer.Argument(help="Folder for bbs-issuer.json and sdjwt-issuer.json (created; existing files are never overwritten).")],
+    valid_days: Annotated[int, typer.Option(help="Days the keys are valid (published with them).")] = 365,
+) -> None:
+    """Make the issuer's BBS and SD-JWT VC keys (files readable by their owner only); pass them to `idproof serve`."""
+    from datetime import timedelta
+
+    from idproof.credential.issuer import IssuerKey
+    from idproof.service.credential_offers import SdJwtIssuerKey
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bbs, sd = folder / "bbs-issuer.json", folder / "sdjwt-issuer.json"
+    for p in (bbs, sd):
+        if p.exists():
+            _fail(f"{p} exists; keys are never overwritten (move it away first).")
+    IssuerKey.generate(valid_for=timedelta(days=valid_days)).save(bbs)
+    SdJwtIssuerKey.generate(valid_for=timedelta(days=valid_days)).save(sd)
+    typer.echo(f"--bbs-issuer-key {bbs} --sdjwt-issuer-key {sd}")

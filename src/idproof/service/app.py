@@ -48,6 +48,11 @@ class Settings:
     min_age: int = 18
     verifier_factory: Callable[[RegistryKey, DocumentPolicy], Verifier] | None = None  # default: Verifier(...)
     registry_clock: Callable[[], datetime] | None = None  # for tests
+    # Person-held credentials (OpenID4VCI-style; see routes_credential). Off unless a key is given.
+    credential_issuer: str | None = None  # this service's public URL, e.g. "https://idproof.example": the issuer id
+    bbs_issuer_key: str | Path | Any = None  # "file:PATH" / PATH of IssuerKey.save, or an IssuerKey
+    sdjwt_issuer_key: str | Path | Any = None  # "file:PATH" / PATH of SdJwtIssuerKey.save, or an SdJwtIssuerKey
+    credential_lifetime: timedelta = timedelta(days=30)
 
 
 def load_trust(paths: tuple[str | Path, ...]) -> TrustStore:
@@ -65,6 +70,23 @@ def _default_verifier(key: RegistryKey, policy: DocumentPolicy) -> Verifier:
     from idproof.api import Verifier
 
     return Verifier(registry_key=key, document_policy=policy)
+
+
+def _credential_issuer(settings: Settings):
+    """The credential issuer from the settings' keys (None when no issuer key is configured)."""
+    if settings.bbs_issuer_key is None and settings.sdjwt_issuer_key is None:
+        return None
+    from idproof.service.credential_offers import (
+        CredentialIssuer,
+        load_bbs_key,
+        load_sdjwt_key,
+    )
+
+    if not settings.credential_issuer:
+        raise ValueError("issuer keys need Settings.credential_issuer: the service's public URL (the issuer id "
+                         "signed into every credential)")
+    return CredentialIssuer(settings.credential_issuer, bbs_key=load_bbs_key(settings.bbs_issuer_key),
+                            sdjwt_key=load_sdjwt_key(settings.sdjwt_issuer_key), lifetime=settings.credential_lifetime)
 
 
 def _problem_only_errors(schema: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +109,12 @@ def create_app(settings: Settings) -> FastAPI:
     from idproof.document.reading import DocumentPolicy
     from idproof.registry.handles import RegistryKey
     from idproof.registry.rules import Registry
-    from idproof.service import routes_capture, routes_proofings, routes_registry
+    from idproof.service import (
+        routes_capture,
+        routes_credential,
+        routes_proofings,
+        routes_registry,
+    )
     from idproof.service.deps import ServiceState
     from idproof.service.sessions import SessionStore
     from idproof.storage.store import default_url
@@ -105,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
         policy=DocumentPolicy(min_age=settings.min_age),
         verifier_factory=settings.verifier_factory or _default_verifier,
         max_upload_bytes=settings.max_upload_bytes,
+        credentials=_credential_issuer(settings),
     )
 
     @asynccontextmanager
@@ -139,6 +167,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_capture.api)
     for r in (routes_registry.numbers, routes_registry.events, routes_registry.me, routes_registry.audit):
         app.include_router(r)
+    app.include_router(routes_credential.well_known)
+    app.include_router(routes_credential.credential)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from idproof.document.reading import DocumentPolicy
     from idproof.registry.handles import RegistryKey
     from idproof.registry.rules import Registry
+    from idproof.service.credential_offers import CredentialIssuer
 
 __all__ = ["Auditor", "Operator", "PersonHandle", "ServiceState", "State"]
 
@@ -32,9 +33,10 @@ class ServiceState:
 
     def __init__(self, *, registry: Registry, sessions: SessionStore, key: RegistryKey, trust: TrustStore | None,
                  policy: DocumentPolicy, verifier_factory: Callable[[RegistryKey, DocumentPolicy], Verifier],
-                 max_upload_bytes: int) -> None:
+                 max_upload_bytes: int, credentials: CredentialIssuer | None = None) -> None:
         self.registry, self.sessions, self.key, self.trust, self.policy = registry, sessions, key, trust, policy
         self.max_upload_bytes = max_upload_bytes
+        self.credentials = credentials  # the credential issuer (keys, in-memory offers); None: no issuance
         self._factory = verifier_factory
         self._verifier: Verifier | None = None
         self._lock = threading.Lock()

@@ -69,9 +69,173 @@ class DecisionOut(BaseModel):
                     "lets them list and dispute the numbers registered to them (GET /v1/me/numbers) while the "
                     "proofing is fresh (the registry's proofing max age, 15 minutes by default).",
     )
+    credential_offer: CredentialOfferOut | None = Field(
+        default=None,
+        description="Accept only, when the server issues credentials and the document named its holder: an "
+                    "OpenID4VCI credential offer for the person's wallet (give it to the person, e.g. as "
+                    "`openid-credential-offer://?credential_offer=<this JSON, URL-encoded>`). Its pre-authorized "
+                    "code works once, for 10 minutes; the attributes it stands for are held in memory only.",
+    )
+
+
+# --- person-held credentials (OpenID4VCI-style issuance) ------------------------------------------------
+
+PRE_AUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
+
+
+class PreAuthorizedCodeGrant(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    pre_authorized_code: str = Field(
+        alias="pre-authorized_code",
+        description="One-time code for POST /v1/credential/token; valid 10 minutes from the decision.")
+
+
+class OfferGrants(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    pre_authorized_code: PreAuthorizedCodeGrant = Field(alias=PRE_AUTHORIZED_GRANT)
+
+
+class CredentialOfferOut(BaseModel):
+    """An OpenID4VCI credential offer (by value)."""
+
+    credential_issuer: str = Field(description="Fetch {credential_issuer}/.well-known/openid-credential-issuer.")
+    credential_configuration_ids: list[str] = Field(description="idproof_bbs and/or idproof_sd_jwt.")
+    grants: OfferGrants
+
+
+class TokenIn(BaseModel):
+    """OAuth 2.0 token request, pre-authorized code grant (form-encoded, or the same fields as JSON)."""
+
+    model_config = ConfigDict(extra="ignore")  # RFC 6749: unknown parameters are ignored
+    grant_type: str = Field(min_length=1, max_length=200, description=f"`{PRE_AUTHORIZED_GRANT}`.")
+    pre_authorized_code: str | None = Field(default=None, alias="pre-authorized_code", min_length=1, max_length=200,
+                                            description="The code from the credential offer (once).")
+    code: str | None = Field(default=None, min_length=1, max_length=200,
+                             description="Accepted in place of `pre-authorized_code`.")
+    tx_code: str | None = Field(default=None, max_length=200, description="Not used by this issuer (ignored).")
+
+
+class TokenOut(BaseModel):
+    access_token: str = Field(description="`Authorization: Bearer <access_token>` on POST /v1/credential.")
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="Seconds; at most what is left of the offer's 10 minutes.")
+    c_nonce: str = Field(description="For the `nonce` of `jwt` key proofs (also from POST /v1/credential/nonce).")
+    c_nonce_expires_in: int
+
+
+class NonceOut(BaseModel):
+    c_nonce: str = Field(description="A fresh nonce for `jwt` key proofs; once, for 5 minutes.")
+    c_nonce_expires_in: int
+
+
+class BbsProofIn(_In):
+    proof_type: Literal["idproof_bbs_commitment"] = "idproof_bbs_commitment"
+    format: Literal["idproof-bbs-nym/1"] = "idproof-bbs-nym/1"
+    commitment: str = Field(min_length=1, max_length=4096,
+                            description="Wallet.issuance_request()['commitment']: the commitment to the holder's "
+                                        "nym share, with its proof of correctness (base64url).")
+
+
+class HolderProofsIn(_In):
+    jwk: list[dict[str, str]] | None = Field(
+        default=None, min_length=1, max_length=20,
+        description="Holder public keys (P-256 or Ed25519 JWKs), one fresh key per SD-JWT VC of the batch.")
+    jwt: list[str] | None = Field(
+        default=None, min_length=1, max_length=20,
+        description="OpenID4VCI key proofs (typ openid4vci-proof+jwt, header jwk, aud the issuer, iat, nonce a "
+                    "c_nonce), one per SD-JWT VC of the batch.")
+
+
+class CredentialRequestIn(_In):
+    credential_configuration_id: str = Field(min_length=1, max_length=100,
+                                             description="idproof_bbs (with `proof`) or idproof_sd_jwt (with `proofs`).")
+    proof: BbsProofIn | None = Field(default=None, description="idproof_bbs: the wallet's issuance request.")
+    proofs: HolderProofsIn | None = Field(default=None, description="idproof_sd_jwt: `jwk` or `jwt`, up to 20.")
+
+
+class IssuedCredentialOut(BaseModel):
+    credential: str | dict[str, Any] = Field(
+        description="idproof_bbs: the credential response for Wallet.accept (JSON object); idproof_sd_jwt: one "
+                    "SD-JWT VC (string, ending with '~').")
+
+
+class CredentialOut(BaseModel):
+    credentials: list[IssuedCredentialOut]
+
+
+class ClaimDescriptionOut(BaseModel):
+    path: list[str]
+    display: list[dict[str, str]]
+
+
+class CredentialMetadataOut(BaseModel):
+    claims: list[ClaimDescriptionOut]
+    display: list[dict[str, str]]
+
+
+class CredentialConfigurationOut(BaseModel):
+    format: str
+    vct: str | None = None
+    scope: str
+    cryptographic_binding_methods_supported: list[str]
+    credential_signing_alg_values_supported: list[str]
+    proof_types_supported: dict[str, dict[str, Any]]
+    credential_metadata: CredentialMetadataOut
+
+
+class BatchIssuanceOut(BaseModel):
+    batch_size: int
+
+
+class CredentialIssuerMetadataOut(BaseModel):
+    """OpenID4VCI Credential Issuer Metadata (plus `token_endpoint` and `issuer_keys`, for convenience)."""
+
+    credential_issuer: str
+    credential_endpoint: str
+    nonce_endpoint: str
+    token_endpoint: str
+    issuer_keys: str = Field(description="The document verifiers fetch once to verify presentations offline.")
+    batch_credential_issuance: BatchIssuanceOut
+    display: list[dict[str, str]]
+    credential_configurations_supported: dict[str, CredentialConfigurationOut]
+
+
+class AuthorizationServerMetadataOut(BaseModel):
+    """RFC 8414 metadata of the (built-in) authorization server: the pre-authorized code flow only."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    issuer: str
+    token_endpoint: str
+    grant_types_supported: list[str]
+    response_types_supported: list[str]
+    pre_authorized_grant_anonymous_access_supported: bool = Field(
+        alias="pre-authorized_grant_anonymous_access_supported")
+
+
+class BbsIssuerKeysOut(BaseModel):
+    issuer: str
+    keys: list[dict[str, Any]] = Field(description="Public JWKs (alg BBS-SHA256-PSEUDONYM) with nbf/exp.")
+
+
+class JwksOut(BaseModel):
+    keys: list[dict[str, Any]]
+
+
+class SdJwtIssuerKeysOut(BaseModel):
+    """JWT VC Issuer Metadata (draft-ietf-oauth-sd-jwt-vc)."""
+
+    issuer: str
+    jwks: JwksOut
+
+
+class IssuerKeysOut(BaseModel):
+    issuer: str
+    bbs: BbsIssuerKeysOut | None = Field(description="For idproof.credential.verify.verify (BBS presentations).")
+    sd_jwt: SdJwtIssuerKeysOut | None = Field(description="For idproof.credential.sdjwt.verify (SD-JWT VC).")
 
 
 SessionOut.model_rebuild()
+DecisionOut.model_rebuild()
 
 
 # --- registry ------------------------------------------------------------------------------------------

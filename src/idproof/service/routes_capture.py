@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from idproof.service.deps import State
 from idproof.service.models import DecisionOut
 from idproof.service.problems import ProblemError, problem_responses
+from idproof.service.routes_credential import credential_offer
 from idproof.service.routes_proofings import decision_out
 from idproof.service.uploads import read_form_upload
 
@@ -245,7 +246,7 @@ async def put_frames(token: str, request: Request, state: State) -> CaptureResul
         del document, chip, submission
     record = await run_in_threadpool(state.registry.record_proofing, decision, operator_id=s.operator_id)
     person_token = await run_in_threadpool(state.registry.issue_person_token, record.id) if decision.accepted else None
-    full: DecisionOut = decision_out(decision, record, person_token)
+    full: DecisionOut = decision_out(decision, record, person_token, credential_offer(state, decision))
     state.sessions.finish_capture(s, full)
     return CaptureResultOut(outcome=full.outcome, reasons=[ReasonBrief(reason=r.reason, text=r.text) for r in full.reasons])
 

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from idproof.service.deps import Operator, State
 from idproof.service.models import DecisionOut, ReasonOut, SessionOut
 from idproof.service.problems import ProblemError, problem_responses
+from idproof.service.routes_credential import credential_offer
 from idproof.service.sessions import BudgetSpent, ProofingSession
 from idproof.service.uploads import (
     IMAGE_MEDIA_TYPES,
@@ -45,7 +46,7 @@ def capture_url(request: Request, token: str) -> str:
     return str(request.url_for("capture_page").include_query_params(s=token))
 
 
-def decision_out(decision, record, person_token: str | None) -> DecisionOut:
+def decision_out(decision, record, person_token: str | None, credential_offer=None) -> DecisionOut:
     m = decision.match
     return DecisionOut(
         proofing_id=record.id,
@@ -55,7 +56,7 @@ def decision_out(decision, record, person_token: str | None) -> DecisionOut:
         score=m.score if m else None, threshold=m.threshold if m else None, target_fmr=m.target_fmr if m else None,
         scorer=decision.scorer, calibration_version=decision.calibration_version,
         checks_performed=list(decision.checks_performed), document=decision.document,
-        decided_at=decision.decided_at, person_token=person_token,
+        decided_at=decision.decided_at, person_token=person_token, credential_offer=credential_offer,
     )
 
 
@@ -168,4 +169,4 @@ async def put_selfie(session_id: str, request: Request, state: State, op: Operat
     del document, chip, selfie
     record = await run_in_threadpool(state.registry.record_proofing, decision, operator_id=op.operator_id)
     token = await run_in_threadpool(state.registry.issue_person_token, record.id) if decision.accepted else None
-    return decision_out(decision, record, token)
+    return decision_out(decision, record, token, credential_offer(state, decision))
