@@ -217,13 +217,28 @@ def test_prove_issue_present_to_two_services_and_leave_no_trace(tmp_path, obama_
         assert unknown.status_code == 401 and unknown.json()["code"] == "invalid_token"
         assert unknown.headers["content-type"].startswith("application/problem+json")
 
-        wallet = Wallet.create(tmp_path / "wallet" / "wallet.json", "a long wallet passphrase")
+        # the person's CLI wallet: init, request, (the request goes to the issuer), accept
+        from typer.testing import CliRunner
+
+        from idproof.credential.wallet_cli import app as wallet_cli
+
+        wallet_path, passphrase = tmp_path / "wallet" / "wallet.json", "a long wallet passphrase"
+        cli = CliRunner(env={"IDPROOF_WALLET_PASSPHRASE": passphrase})
+        assert cli.invoke(wallet_cli, ["init", str(wallet_path)]).exit_code == 0
+        out = cli.invoke(wallet_cli, ["request", "--wallet", str(wallet_path), "--out", str(tmp_path / "request.json")])
+        assert out.exit_code == 0, out.output
         r = issuer.post("/v1/credential", json={"credential_configuration_id": "idproof_bbs",
-                                                "proof": wallet.issuance_request()}, headers=auth)
+                                                "proof": json.loads((tmp_path / "request.json").read_text())}, headers=auth)
         assert r.status_code == 200, r.text
         bbs_response = r.json()["credentials"][0]["credential"]
         issued += [bbs_response["signature"], bbs_response["signer_nym_entropy"]]
-        cred = wallet.accept(bbs_response, keys_doc["bbs"])
+        (tmp_path / "response.json").write_text(json.dumps(bbs_response))
+        (tmp_path / "issuer-keys.json").write_text(json.dumps(keys_doc["bbs"]))
+        out = cli.invoke(wallet_cli, ["accept", "--wallet", str(wallet_path), "--response", str(tmp_path / "response.json"),
+                                      "--issuer-metadata", str(tmp_path / "issuer-keys.json")])
+        assert out.exit_code == 0, out.output
+        wallet = Wallet.open(wallet_path, passphrase)
+        (cred,) = wallet.credentials()
         assert cred.claims["age_over_18"] is True and cred.claims["verified"] is True
 
         holder_keys = [JWK.generate(kty="EC", crv="P-256") for _ in range(4)]
@@ -247,6 +262,15 @@ def test_prove_issue_present_to_two_services_and_leave_no_trace(tmp_path, obama_
         rp_a = TestClient(relying_party(SERVICE_A, keys_doc["bbs"]))
         rp_b = TestClient(relying_party(SERVICE_B, keys_doc["bbs"]))
         a1, a2 = visit(rp_a, wallet, seen), visit(rp_a, wallet, seen)
+        # the CLI's presentation is accepted by a service too (same person, same pseudonym at A)
+        req = rp_a.post("/login/start").json()
+        out = cli.invoke(wallet_cli, ["present", "--wallet", str(wallet_path), "--to", req["client_id"], "--nonce", req["nonce"],
+                                      *[a for c in requested_claims(req) for a in ("--show", c)]])
+        assert out.exit_code == 0, out.output
+        cli_pres = out.output.strip().splitlines()[-1]
+        r = rp_a.post("/login/finish", json={"nonce": req["nonce"], "vp_token": {"idproof": [cli_pres]}})
+        assert r.status_code == 200 and r.json()["account"] == 1 and not r.json()["new"], r.text
+        seen += [cli_pres, req["nonce"]]
         b1, b2 = visit(rp_b, wallet, seen), visit(rp_b, wallet, seen)
         assert (a1["account"], a1["new"], a2["account"], a2["new"]) == (1, True, 1, False)  # stable at A
         assert (b1["account"], b1["new"], b2["account"], b2["new"]) == (1, True, 1, False)  # stable at B
