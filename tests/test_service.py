@@ -556,3 +556,37 @@ def assert_no_image_bytes(dirs: list[Path], uploads: list[bytes]) -> None:
                 assert m not in blob, f"{f.name} holds {m!r}"
             for p in probes:
                 assert p not in blob, f"{f.name} holds uploaded image bytes"
+
+
+# --- signed evidence ---------------------------------------------------------------------------------------------
+
+
+def test_decisions_carry_signed_evidence_checkable_offline(tmp_path, people):
+    """With an evidence key, every decision (accept and reject alike) comes with a signed record that verifies
+    against the published key, hashes the uploads it was made from, and is kept for the person and the operator."""
+    from idproof.evidence import EvidenceKey, verify_evidence
+    from idproof.evidence import store as evidence_store
+
+    key = EvidenceKey.generate()
+    client, data = make_service(tmp_path, evidence_key=key)
+    with client:
+        svc = Service(client, data)
+        op = svc.operator("tel-evidence")
+        a = people["a"]
+        d = svc.prove(op, a["doc"], a["selfie"])
+        bad = svc.prove(op, a["doc"], people["b"]["selfie"])
+        published = client.get("/.well-known/idproof-evidence-keys").json()
+    assert d["outcome"] == "accept" and bad["outcome"] == "reject"
+    for decision in (d, bad):
+        record = verify_evidence(decision["evidence"], published)
+        assert record.outcome == decision["outcome"] and record.proofing_id == decision["proofing_id"]
+        assert record.threshold == decision["threshold"] and record.target_fmr == decision["target_fmr"]
+        assert record.matches_input("document", a["doc"])
+        (stored,) = evidence_store.for_proofing(svc.client.app.state.idproof.registry.engine, decision["proofing_id"])
+        assert stored.jws == decision["evidence"]
+    assert verify_evidence(d["evidence"], published).matches_input("selfie", a["selfie"])
+    # without a key: no evidence, and the key document says why
+    (tmp_path / "plain").mkdir()
+    plain, _ = make_service(tmp_path / "plain")
+    with plain:
+        assert_problem(plain.get("/.well-known/idproof-evidence-keys"), 404, "evidence_not_configured")

@@ -20,6 +20,9 @@ app.add_typer(bench_app, name="bench")
 from idproof.credential.wallet_cli import app as wallet_app  # noqa: E402 - the person's credential wallet
 
 app.add_typer(wallet_app, name="wallet", help="The person's own credential wallet: hold, present, verify.")
+from idproof.evidence.cli import app as evidence_app  # noqa: E402 - signed evidence records
+
+app.add_typer(evidence_app, name="evidence", help="Signed evidence records: make the key, verify a record offline.")
 
 # Shared sample data sits beside the repository (../shared/data) unless IDPROOF_DATA says otherwise.
 SHARED = Path(os.environ.get("IDPROOF_DATA", "../shared/data"))
@@ -46,6 +49,8 @@ def verify(
     profile: Annotated[str, typer.Option(help=f"Scoring profile: {', '.join(PROFILES)}.")] = DEFAULT_PROFILE,
     db: Annotated[Optional[str], typer.Option(help="Database URL for the decision record (default: embedded SQLite).")] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the decision.")] = False,
+    evidence_out: Annotated[Optional[Path], typer.Option(help="Write the signed evidence record (a JWS) here; needs --evidence-key.")] = None,
+    evidence_key: Annotated[Optional[Path], typer.Option(envvar="IDPROOF_EVIDENCE_KEY", help="The service's Ed25519 evidence key (idproof evidence keygen).")] = None,
 ) -> None:
     """Verify that the selfie shows the holder of the document (1:1): MRZ checks, expiry, minimum age,
     chip passive authentication when chip data is given, then the face match. With --selfie-video,
@@ -57,6 +62,8 @@ def verify(
 
     if document is None and chip is None:
         _fail("Give --document (a photo of the document page) and/or --chip (a folder of chip files).")
+    if evidence_out is not None and evidence_key is None:
+        _fail("--evidence-out needs --evidence-key (make one with `idproof evidence keygen KEY`).")
     if (selfie is None) == (selfie_video is None):
         _fail("Give either --selfie (a photo) or --selfie-video (a video file or a folder of frames).")
     if (challenge_actions is not None or mirrored) and selfie_video is None:
@@ -89,16 +96,51 @@ def verify(
     except IdproofError as e:
         _fail(str(e))
     record_id = None
+    store = None
     if not no_store:
         from idproof.storage import Store
 
-        record_id = Store(db).record_decision(decision)
+        store = Store(db)
+        record_id = store.record_decision(decision)
+    if evidence_out is not None:
+        _write_evidence(decision, evidence_out, evidence_key, record_id, store,
+                        document=document, selfie=selfie, selfie_video=selfie_video, chip=chip)
     if as_json:
         out = decision.to_dict() | {"record_id": record_id}
         typer.echo(json.dumps(out, indent=2))
     else:
         _print_decision(decision, record_id)
     raise typer.Exit(0 if decision.accepted else 1)
+
+
+def _write_evidence(decision, out: Path, key_path: Path, record_id, store, **sources: Optional[Path]) -> None:
+    """Sign the decision's evidence record (salted hashes of the inputs, never the inputs) and write it."""
+    from idproof.errors import IdproofError
+    from idproof.evidence import EvidenceKey, from_decision
+    from idproof.evidence import store as evidence_store
+
+    inputs: dict[str, bytes | list[bytes]] = {}
+    for role, path in sources.items():
+        if path is None:
+            continue
+        if role == "chip":  # the SOD signs every data group's hash; DG1 (the MRZ) is guessable: not hashed
+            from idproof.document.chip import load_chip_files
+
+            files = load_chip_files(path)
+            inputs |= {f"chip.{k.lower()}": files[k] for k in ("SOD", "DG2") if k in files}
+        elif path.is_dir():
+            inputs["frames"] = [p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()]
+        else:
+            inputs[role] = path.read_bytes()
+    try:
+        record = from_decision(decision, inputs=inputs, proofing_id=record_id)
+        token = EvidenceKey.load(key_path).sign(record)
+    except IdproofError as e:
+        _fail(str(e))
+    out.write_text(token + "\n", encoding="utf-8")
+    if store is not None:
+        evidence_store.save(store.engine, token, record)
+    typer.secho(f"signed evidence written to {out} (check it with: idproof evidence verify {out} --public-key KEY.pub)", err=True)
 
 
 def _print_decision(d, record_id) -> None:
@@ -373,6 +415,7 @@ def serve(
     credential_issuer: Annotated[Optional[str], typer.Option(help="This service's public URL: the issuer id of the person-held credentials (with the issuer keys).")] = None,
     bbs_issuer_key: Annotated[Optional[Path], typer.Option(help="BBS issuer key file (idproof credential keygen).")] = None,
     sdjwt_issuer_key: Annotated[Optional[Path], typer.Option(help="SD-JWT VC issuer key file (idproof credential keygen).")] = None,
+    evidence_key: Annotated[Optional[Path], typer.Option(envvar="IDPROOF_EVIDENCE_KEY", help="Ed25519 key that signs every decision's evidence record (idproof evidence keygen).")] = None,
 ) -> None:
     """Run the HTTP service (one process: proofing sessions live in its memory). OpenAPI at /openapi.json."""
     from datetime import timedelta
@@ -389,6 +432,7 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 2**20), min_age=min_age, cap=cap,
         proofing_max_age=timedelta(minutes=proofing_max_age),
         credential_issuer=credential_issuer, bbs_issuer_key=bbs_issuer_key, sdjwt_issuer_key=sdjwt_issuer_key,
+        evidence_key=evidence_key,
     )
     try:
         service = create_app(settings)

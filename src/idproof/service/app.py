@@ -23,7 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from idproof import __version__
 from idproof.imageio import DEFAULT_MAX_BYTES
 from idproof.service.models import Health
-from idproof.service.problems import PROBLEM_MEDIA_TYPE, install_handlers
+from idproof.service.problems import PROBLEM_MEDIA_TYPE, ProblemError, install_handlers, problem_responses
 
 if TYPE_CHECKING:
     from idproof.api import Verifier
@@ -53,6 +53,8 @@ class Settings:
     bbs_issuer_key: str | Path | Any = None  # "file:PATH" / PATH of IssuerKey.save, or an IssuerKey
     sdjwt_issuer_key: str | Path | Any = None  # "file:PATH" / PATH of SdJwtIssuerKey.save, or an SdJwtIssuerKey
     credential_lifetime: timedelta = timedelta(days=30)
+    # Signed evidence: with an Ed25519 key (idproof evidence keygen), every decision gets a signed record.
+    evidence_key: str | Path | Any = None  # PATH of EvidenceKey.save, or an EvidenceKey
 
 
 def load_trust(paths: tuple[str | Path, ...]) -> TrustStore:
@@ -70,6 +72,17 @@ def _default_verifier(key: RegistryKey, policy: DocumentPolicy) -> Verifier:
     from idproof.api import Verifier
 
     return Verifier(registry_key=key, document_policy=policy)
+
+
+def _evidence_key(spec: Any):
+    """The service's evidence signing key (None: decisions are not signed)."""
+    if spec is None:
+        return None
+    from idproof.evidence import EvidenceKey
+
+    if isinstance(spec, EvidenceKey):
+        return spec
+    return EvidenceKey.load(str(spec).removeprefix("file:"))
 
 
 def _credential_issuer(settings: Settings):
@@ -133,6 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
         verifier_factory=settings.verifier_factory or _default_verifier,
         max_upload_bytes=settings.max_upload_bytes,
         credentials=_credential_issuer(settings),
+        evidence_key=_evidence_key(settings.evidence_key),
     )
 
     @asynccontextmanager
@@ -161,6 +175,15 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness")
     def healthz() -> Health:
         return Health(status="ok", version=__version__)
+
+    @app.get("/.well-known/idproof-evidence-keys", tags=["service"], summary="Public keys of signed evidence",
+             responses=problem_responses(404))
+    def evidence_keys() -> dict[str, Any]:
+        """The JWK set that `evidence` records are signed with (check them offline: `idproof evidence verify`)."""
+        if state.evidence_key is None:
+            raise ProblemError(404, "evidence_not_configured", "This server does not sign evidence records.",
+                               fix="Start the server with --evidence-key (make one with `idproof evidence keygen`).")
+        return {"keys": [state.evidence_key.public_jwk()]}
 
     app.include_router(routes_proofings.router)
     app.include_router(routes_capture.page)  # the person's capture page (GET /capture?s=TOKEN)

@@ -33,10 +33,11 @@ class ServiceState:
 
     def __init__(self, *, registry: Registry, sessions: SessionStore, key: RegistryKey, trust: TrustStore | None,
                  policy: DocumentPolicy, verifier_factory: Callable[[RegistryKey, DocumentPolicy], Verifier],
-                 max_upload_bytes: int, credentials: CredentialIssuer | None = None) -> None:
+                 max_upload_bytes: int, credentials: CredentialIssuer | None = None, evidence_key: Any = None) -> None:
         self.registry, self.sessions, self.key, self.trust, self.policy = registry, sessions, key, trust, policy
         self.max_upload_bytes = max_upload_bytes
         self.credentials = credentials  # the credential issuer (keys, in-memory offers); None: no issuance
+        self.evidence_key = evidence_key  # idproof.evidence.EvidenceKey; None: decisions are not signed
         self._factory = verifier_factory
         self._verifier: Verifier | None = None
         self._lock = threading.Lock()

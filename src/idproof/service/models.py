@@ -69,6 +69,13 @@ class DecisionOut(BaseModel):
                     "lets them list and dispute the numbers registered to them (GET /v1/me/numbers) while the "
                     "proofing is fresh (the registry's proofing max age, 15 minutes by default).",
     )
+    evidence: str | None = Field(
+        default=None,
+        description="When the server signs evidence: the decision's signed evidence record (compact JWS, EdDSA; "
+                    "decision, reasons, scores, threshold and FMR, versions, salted hashes of the inputs, times; no "
+                    "personal data). Check it offline with `idproof evidence verify` against "
+                    "/.well-known/idproof-evidence-keys.",
+    )
     credential_offer: CredentialOfferOut | None = Field(
         default=None,
         description="Accept only, when the server issues credentials and the document named its holder: an "

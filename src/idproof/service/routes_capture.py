@@ -20,6 +20,7 @@ the decision, like every upload.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from functools import cache
@@ -35,7 +36,7 @@ from idproof.service.deps import State
 from idproof.service.models import DecisionOut
 from idproof.service.problems import ProblemError, problem_responses
 from idproof.service.routes_credential import credential_offer
-from idproof.service.routes_proofings import decision_out
+from idproof.service.routes_proofings import decision_out, evidence_inputs, sign_evidence
 from idproof.service.uploads import read_form_upload
 
 __all__ = ["CaptureChallengeOut", "CaptureResultOut", "api", "page"]
@@ -126,6 +127,7 @@ class ReasonBrief(BaseModel):
 class CaptureResultOut(BaseModel):
     outcome: Literal["accept", "reject", "retry"]
     reasons: list[ReasonBrief]
+    evidence: str | None = Field(default=None, description="The person's copy of the signed evidence record (when the server signs evidence).")
 
 
 def _bad_token() -> ProblemError:
@@ -239,6 +241,7 @@ async def put_frames(token: str, request: Request, state: State) -> CaptureResul
         raise _bad_token()
     s, document, chip = taken
     submission = Submission(challenge, tuple(zip(frames, stamps)), mac)
+    inputs = evidence_inputs(document=document, chip=chip, frames=list(frames)) if state.evidence_key else {}
     del frames
     try:
         decision = await state.verify_capture(document, chip, submission, iss)
@@ -246,7 +249,20 @@ async def put_frames(token: str, request: Request, state: State) -> CaptureResul
         del document, chip, submission
     record = await run_in_threadpool(state.registry.record_proofing, decision, operator_id=s.operator_id)
     person_token = await run_in_threadpool(state.registry.issue_person_token, record.id) if decision.accepted else None
-    full: DecisionOut = decision_out(decision, record, person_token, credential_offer(state, decision))
+    evidence = await run_in_threadpool(sign_evidence, state, decision, record.id, inputs, _nonce_of(iss, challenge))
+    del inputs
+    full: DecisionOut = decision_out(decision, record, person_token, credential_offer(state, decision)).model_copy(update={"evidence": evidence})
     state.sessions.finish_capture(s, full)
-    return CaptureResultOut(outcome=full.outcome, reasons=[ReasonBrief(reason=r.reason, text=r.text) for r in full.reasons])
+    return CaptureResultOut(outcome=full.outcome, reasons=[ReasonBrief(reason=r.reason, text=r.text) for r in full.reasons],
+                            evidence=evidence)
+
+
+def _nonce_of(iss, challenge: str) -> str | None:
+    """The challenge's nonce (base64url) for the evidence record; None for a token that does not parse."""
+    from idproof.liveness.challenge import ChallengeError
+
+    try:
+        return base64.urlsafe_b64encode(iss.parse(challenge).nonce).rstrip(b"=").decode()
+    except (ChallengeError, ValueError):
+        return None
 

@@ -166,7 +166,32 @@ async def put_selfie(session_id: str, request: Request, state: State, op: Operat
     document, chip = s.document, s.chip
     s.document = s.chip = None  # the session is out of the store; after the call below no reference remains
     decision = await state.verify(document, selfie, chip)
+    inputs = evidence_inputs(document=document, selfie=selfie, chip=chip) if state.evidence_key else {}
     del document, chip, selfie
     record = await run_in_threadpool(state.registry.record_proofing, decision, operator_id=op.operator_id)
     token = await run_in_threadpool(state.registry.issue_person_token, record.id) if decision.accepted else None
-    return decision_out(decision, record, token, credential_offer(state, decision))
+    evidence = await run_in_threadpool(sign_evidence, state, decision, record.id, inputs)
+    return decision_out(decision, record, token, credential_offer(state, decision)).model_copy(update={"evidence": evidence})
+
+
+def evidence_inputs(*, document: bytes | None = None, selfie: bytes | None = None, chip: dict[str, bytes] | None = None,
+                    frames: list[bytes] | None = None) -> dict:
+    """What the evidence record hashes (salted): the uploads as received. Never chip DG1: an MRZ is guessable."""
+    out: dict = {k: v for k, v in (("document", document), ("selfie", selfie)) if v is not None}
+    out |= {f"chip.{k.lower()}": v for k, v in (chip or {}).items() if k.lower() in ("sod", "dg2")}
+    if frames:
+        out["frames"] = frames
+    return out
+
+
+def sign_evidence(state, decision, proofing_id: str, inputs: dict, capture_nonce: str | None = None) -> str | None:
+    """Sign the decision's evidence record and keep it (personal-data-free) for the person and the operator."""
+    if state.evidence_key is None:
+        return None
+    from idproof.evidence import from_decision
+    from idproof.evidence import store as evidence_store
+
+    record = from_decision(decision, inputs=inputs, capture_nonce=capture_nonce, proofing_id=proofing_id)
+    token = state.evidence_key.sign(record)
+    evidence_store.save(state.registry.engine, token, record)
+    return token

@@ -126,3 +126,9 @@ class OperatorEventRecord(Base):
     kind: Mapped[str] = mapped_column(String(32))
     number: Mapped[str] = mapped_column(NUMBER)
     details: Mapped[dict] = mapped_column(JSON)
+
+
+# Tables whose models live with the code that owns them, on this Base, so that Base.metadata is the whole
+# schema (the migrations are checked against it). Imported last: they import Base from here.
+from idproof.evidence import store as _evidence_store  # noqa: E402,F401
+from idproof.sealed import store as _sealed_store  # noqa: E402,F401
