@@ -213,7 +213,7 @@ def parse_frames(parts: dict[str, bytes]) -> tuple[str, str, list[bytes], list[i
     return challenge, mac, frames, stamps
 
 
-@api.put("/{token}/frames", response_model=CaptureResultOut, openapi_extra=FRAMES_BODY,
+@api.put("/{token}/frames", response_model=CaptureResultOut, response_model_exclude_none=True, openapi_extra=FRAMES_BODY,
          responses=problem_responses(404, 409, 413, 415, 422), summary="Send the challenge frames: liveness, match, decision")
 async def put_frames(token: str, request: Request, state: State) -> CaptureResultOut:
     """Checks the frames against the challenge (signed, once, in time; the MAC binds the frames and their
