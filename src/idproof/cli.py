@@ -23,6 +23,9 @@ app.add_typer(wallet_app, name="wallet", help="The person's own credential walle
 from idproof.evidence.cli import app as evidence_app  # noqa: E402 - signed evidence records
 
 app.add_typer(evidence_app, name="evidence", help="Signed evidence records: make the key, verify a record offline.")
+from idproof.audit.audit_cli import app as audit_app  # noqa: E402 - the Merkle audit log
+
+app.add_typer(audit_app, name="audit", help="The tamper-evident audit log: export, verify end to end, key.")
 
 # Shared sample data sits beside the repository (../shared/data) unless IDPROOF_DATA says otherwise.
 SHARED = Path(os.environ.get("IDPROOF_DATA", "../shared/data"))
