@@ -313,6 +313,28 @@ def bench_credential(
         typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("privacy")
+def bench_privacy(
+    face: Annotated[Path, typer.Option(help="A face photo for the template and the decision.")] = Path("../shared/data/faces/face_recognition/obama/obama.jpg"),
+    seconds: Annotated[float, typer.Option(help="Time per measured figure and repeat, in seconds.")] = 1.0,
+    repeats: Annotated[int, typer.Option(help="Repeats per figure (median).")] = 3,
+    leaves: Annotated[int, typer.Option(help="Audit leaves to append for the append rate.")] = 100_000,
+    proof_leaves: Annotated[int, typer.Option(help="Tree size for the proof sizes.")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Sealed-template seal/unseal, signed evidence and Merkle audit append rates (goal >= 10,000 leaves/s), proof sizes at 1M leaves; each beside a peer."""
+    from idproof.bench.privacy import run
+
+    if not face.is_file():
+        _fail(f"--face {face}: no such file (the shared sample faces are in ../shared/data/faces).")
+    try:
+        result = run(face=face, json_out=as_json, seconds=seconds, repeats=repeats, leaves=leaves, proof_leaves=proof_leaves)
+    except ValueError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+
+
 @app.command()
 def specimen(
     face: Annotated[Path, typer.Option(help="Photo of the person whose face goes on the document.")],
