@@ -117,7 +117,7 @@ class Verifier:
         timings["total"] = ms_since(start)
         checks += ["face_detection", "quality_gate", "face_match_1to1"]
         quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
-        return self._decision(findings, match, timings, quality, checks, document_summary, handle, stage.holder)
+        return self._decision(findings, match, timings, quality, checks, document_summary, handle, stage.holder, selfie)
 
     def verify_frames(
         self,
@@ -206,7 +206,7 @@ class Verifier:
         quality = {s.role: s.quality.measures for s in (portrait, selfie) if s is not None}
         if live is not None:
             quality["liveness"] = live.summary()
-        return self._decision(findings, match, timings, quality, checks, stage.summary, stage.handle, stage.holder)
+        return self._decision(findings, match, timings, quality, checks, stage.summary, stage.handle, stage.holder, selfie)
 
     def verify_capture(
         self,
@@ -311,7 +311,8 @@ class Verifier:
         holder = _holder_facts(reference.mrz) if reference is not None and not self.face_only else None
         return _DocumentStage(document_summary, handle, portrait, False, holder)
 
-    def _decision(self, findings, match, timings, quality, checks, document, handle=None, holder=None) -> Decision:
+    def _decision(self, findings, match, timings, quality, checks, document, handle=None, holder=None,
+                  selfie: FaceSample | None = None) -> Decision:
         d = decide(
             findings,
             match,
@@ -325,7 +326,16 @@ class Verifier:
             document=document,
             subject_handle=handle,
         )
-        return dataclasses.replace(d, holder=holder) if d.accepted and holder is not None else d
+        if not d.accepted:
+            return d
+        # memory only (Decision.to_dict drops both): the holder's facts for a credential, the selfie's
+        # template for a sealed template the person keeps (idproof.sealed)
+        extra: dict[str, Any] = {}
+        if holder is not None:
+            extra["holder"] = holder
+        if selfie is not None and selfie.template is not None:
+            extra["selfie_template"] = selfie.template
+        return dataclasses.replace(d, **extra) if extra else d
 
 
 @dataclass(frozen=True)

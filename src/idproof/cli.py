@@ -441,6 +441,7 @@ def serve(
     bbs_issuer_key: Annotated[Optional[Path], typer.Option(help="BBS issuer key file (idproof credential keygen).")] = None,
     sdjwt_issuer_key: Annotated[Optional[Path], typer.Option(help="SD-JWT VC issuer key file (idproof credential keygen).")] = None,
     evidence_key: Annotated[Optional[Path], typer.Option(envvar="IDPROOF_EVIDENCE_KEY", help="Ed25519 key that signs every decision's evidence record (idproof evidence keygen).")] = None,
+    sealing_key: Annotated[Optional[Path], typer.Option(envvar="IDPROOF_SEALING_KEY", help="Ed25519 key that signs the sealed templates people keep for re-authentication without their document (make it once with idproof.sealed.generate_sealing_key); without it they are off.")] = None,
 ) -> None:
     """Run the HTTP service (one process: proofing sessions live in its memory). OpenAPI at /openapi.json."""
     from datetime import timedelta
@@ -457,7 +458,7 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 2**20), min_age=min_age, cap=cap,
         proofing_max_age=timedelta(minutes=proofing_max_age),
         credential_issuer=credential_issuer, bbs_issuer_key=bbs_issuer_key, sdjwt_issuer_key=sdjwt_issuer_key,
-        evidence_key=evidence_key,
+        evidence_key=evidence_key, sealing_key=sealing_key,
     )
     try:
         service = create_app(settings)

@@ -9,12 +9,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from idproof.reasons import REJECTING, Outcome, Reason, text_for
+
+if TYPE_CHECKING:
+    from idproof.face.embed import Template
 
 Subject = Literal["document", "chip", "selfie", "match", "liveness", "capture"]
 
@@ -89,6 +93,9 @@ class Decision:
     document: dict[str, Any] = field(default_factory=dict)  # what was checked on the document; no personal data
     subject_handle: str | None = None  # keyed pseudonym of the document identity (registry key holders only)
     holder: HolderFacts | None = field(default=None, repr=False, compare=False)  # accepted only; memory only
+    # The accepted selfie's (or best frame's) face template, for sealing it to the person
+    # (idproof.sealed). Accepted only; memory only: never serialised (to_dict drops it), stored or logged.
+    selfie_template: Template | None = field(default=None, repr=False, compare=False)
 
     @property
     def accepted(self) -> bool:
@@ -107,8 +114,11 @@ class Decision:
         return self.match.threshold if self.match else None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("holder", None)  # personal data: never leaves memory through a serialised decision
+        # personal data and the face template never leave memory through a serialised decision (and are
+        # not even copied on the way: asdict would deep-copy them)
+        d = asdict(dataclasses.replace(self, holder=None, selfie_template=None))
+        d.pop("holder", None)
+        d.pop("selfie_template", None)
         d["outcome"] = self.outcome.value
         d["reasons"] = list(self.reasons)
         d["findings"] = [

@@ -55,6 +55,10 @@ class Settings:
     credential_lifetime: timedelta = timedelta(days=30)
     # Signed evidence: with an Ed25519 key (idproof evidence keygen), every decision gets a signed record.
     evidence_key: str | Path | Any = None  # PATH of EvidenceKey.save, or an EvidenceKey
+    # Sealed templates the person keeps (idproof.sealed): off unless a sealing key is given.
+    sealing_key: str | Path | Any = None  # PATH / "file:PATH" of generate_sealing_key, or an Ed25519PrivateKey
+    sealing_verify_keys: tuple[str | Path | Any, ...] = ()  # earlier sealing keys (public PEM / private PEM / key
+    #                                                         objects) after a rotation: their templates still open
 
 
 def load_trust(paths: tuple[str | Path, ...]) -> TrustStore:
@@ -83,6 +87,44 @@ def _evidence_key(spec: Any):
     if isinstance(spec, EvidenceKey):
         return spec
     return EvidenceKey.load(str(spec).removeprefix("file:"))
+
+
+def _sealing_keys(settings: Settings) -> tuple[Any, tuple[Any, ...]]:
+    """The sealing key and the earlier keys' public halves (None, (): sealed templates are off)."""
+    if settings.sealing_key is None:
+        if settings.sealing_verify_keys:
+            raise ValueError("sealing_verify_keys need a sealing_key (the current key); give both or neither")
+        return None, ()
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    from idproof.sealed import SealedTemplateError, load_sealing_key
+
+    spec = settings.sealing_key
+    key = spec if isinstance(spec, Ed25519PrivateKey) else load_sealing_key(str(spec).removeprefix("file:"))
+
+    def public(k: Any) -> Ed25519PublicKey:
+        if isinstance(k, Ed25519PublicKey):
+            return k
+        if isinstance(k, Ed25519PrivateKey):
+            return k.public_key()
+        from cryptography.hazmat.primitives import serialization
+
+        path = Path(str(k).removeprefix("file:"))
+        fix = "Give the earlier sealing key's PEM file (public or private Ed25519 key)."
+        try:
+            pem = path.read_bytes()
+            loaded: Any = (serialization.load_pem_public_key(pem) if b"PUBLIC KEY" in pem
+                           else serialization.load_pem_private_key(pem, password=None))
+        except (OSError, ValueError, TypeError) as e:
+            raise SealedTemplateError(f"The sealing verify key {path.name!r} cannot be read ({type(e).__name__}).",
+                                      fix=fix) from e
+        if isinstance(loaded, Ed25519PrivateKey):
+            loaded = loaded.public_key()
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise SealedTemplateError(f"The sealing verify key {path.name!r} is not an Ed25519 key.", fix=fix)
+        return loaded
+
+    return key, tuple(public(k) for k in settings.sealing_verify_keys)
 
 
 def _credential_issuer(settings: Settings):
@@ -127,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_credential,
         routes_proofings,
         routes_registry,
+        routes_sealed,
     )
     from idproof.service.deps import ServiceState
     from idproof.service.sessions import SessionStore
@@ -134,6 +177,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     key = settings.registry_key if isinstance(settings.registry_key, RegistryKey) else RegistryKey.load(settings.registry_key)
     kw = {"clock": settings.registry_clock} if settings.registry_clock is not None else {}
+    sealing_key, sealing_verify_keys = _sealing_keys(settings)  # before the database: a bad key file fails fast
     registry = Registry(settings.db_url or default_url(), cap=settings.cap,
                         proofing_max_age=settings.proofing_max_age, **kw)
     state = ServiceState(
@@ -147,6 +191,8 @@ def create_app(settings: Settings) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
         credentials=_credential_issuer(settings),
         evidence_key=_evidence_key(settings.evidence_key),
+        sealing_key=sealing_key,
+        sealing_verify_keys=sealing_verify_keys,
     )
 
     @asynccontextmanager
@@ -190,6 +236,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_capture.api)
     for r in (routes_registry.numbers, routes_registry.events, routes_registry.me, routes_registry.audit):
         app.include_router(r)
+    app.include_router(routes_sealed.reauth)
+    app.include_router(routes_sealed.me)
     app.include_router(routes_credential.well_known)
     app.include_router(routes_credential.credential)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,12 +16,15 @@ from idproof.service.problems import ProblemError
 from idproof.service.sessions import SessionStore
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
     from idproof.api import Verifier
     from idproof.decision import Decision
     from idproof.document.chip import TrustStore
     from idproof.document.reading import DocumentPolicy
     from idproof.registry.handles import RegistryKey
     from idproof.registry.rules import Registry
+    from idproof.sealed import SealedTemplates
     from idproof.service.credential_offers import CredentialIssuer
 
 __all__ = ["Auditor", "Operator", "PersonHandle", "ServiceState", "State"]
@@ -33,11 +36,17 @@ class ServiceState:
 
     def __init__(self, *, registry: Registry, sessions: SessionStore, key: RegistryKey, trust: TrustStore | None,
                  policy: DocumentPolicy, verifier_factory: Callable[[RegistryKey, DocumentPolicy], Verifier],
-                 max_upload_bytes: int, credentials: CredentialIssuer | None = None, evidence_key: Any = None) -> None:
+                 max_upload_bytes: int, credentials: CredentialIssuer | None = None, evidence_key: Any = None,
+                 sealing_key: Ed25519PrivateKey | None = None, sealing_verify_keys: Sequence[Ed25519PublicKey] = ()) -> None:
         self.registry, self.sessions, self.key, self.trust, self.policy = registry, sessions, key, trust, policy
         self.max_upload_bytes = max_upload_bytes
         self.credentials = credentials  # the credential issuer (keys, in-memory offers); None: no issuance
         self.evidence_key = evidence_key  # idproof.evidence.EvidenceKey; None: decisions are not signed
+        # sealed templates (idproof.sealed): off without a sealing key; built on first use, on the registry's
+        # database and the service's one Verifier (its face engine, PAD, scorer and calibrated threshold)
+        self.sealing_key = sealing_key
+        self.sealing_verify_keys = tuple(sealing_verify_keys)
+        self._sealed: SealedTemplates | None = None
         self._factory = verifier_factory
         self._verifier: Verifier | None = None
         self._lock = threading.Lock()
@@ -58,6 +67,22 @@ class ServiceState:
                     raise ValueError("the service's Verifier needs the registry key (Verifier(registry_key=...))")
                 self._verifier = v
             return self._verifier
+
+    @property
+    def sealed(self) -> SealedTemplates | None:
+        """The sealed-template service; None when the server has no sealing key. The first call builds it
+        with the Verifier (loading its models if the lifespan has not): call it off the event loop."""
+        if self.sealing_key is None:
+            return None
+        if self._sealed is None:
+            verifier = self.verifier()  # takes self._lock itself
+            with self._lock:
+                if self._sealed is None:
+                    from idproof.sealed import SealedTemplates
+
+                    self._sealed = SealedTemplates(self.registry.engine, self.sealing_key, verifier,
+                                                   verify_keys=self.sealing_verify_keys)
+        return self._sealed
 
     async def run_verifier(self, fn: Callable[[], object]):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)

@@ -51,6 +51,17 @@ class ReasonOut(BaseModel):
     text: str = Field(description="What to tell the person.")
 
 
+class SealedTemplateOut(BaseModel):
+    """A sealed template and the recovery code that opens it, issued once."""
+
+    sealed: str = Field(
+        description="The person's face template, encrypted under the recovery code and signed by this server "
+                    "(`IDPS:` + base32, about 1,100 characters: it fits a QR code in alphanumeric mode).")
+    recovery_code: str = Field(description="8 groups of 4 letters and digits; it alone opens `sealed`.")
+    version: int = Field(description="The template's version for this person: a renewal issues the next one and "
+                                     "revokes every earlier one.")
+
+
 class DecisionOut(BaseModel):
     proofing_id: str = Field(description="Bind numbers with this id while it is fresh.")
     outcome: Literal["accept", "reject", "retry"]
@@ -75,6 +86,16 @@ class DecisionOut(BaseModel):
                     "decision, reasons, scores, threshold and FMR, versions, salted hashes of the inputs, times; no "
                     "personal data). Check it offline with `idproof evidence verify` against "
                     "/.well-known/idproof-evidence-keys.",
+    )
+    sealed_template: SealedTemplateOut | None = Field(
+        default=None,
+        description="Accept only, when the selfie was sent with `?sealed_template=true` and the server has a sealing "
+                    "key; shown once: give both parts to the person and keep neither (e.g. `sealed` as a QR code "
+                    "and the `recovery_code` printed or written down, kept apart). With them and a live selfie the "
+                    "person re-authenticates later without the document (POST /v1/reauth: SIM swap, \"my "
+                    "numbers\"). The server keeps only a salted hash of `sealed` and whether it is revoked: it "
+                    "cannot read the template, nor search with it. A newer sealed template (a new accepted "
+                    "proofing with the flag) revokes this one.",
     )
     credential_offer: CredentialOfferOut | None = Field(
         default=None,
@@ -243,6 +264,37 @@ class IssuerKeysOut(BaseModel):
 
 SessionOut.model_rebuild()
 DecisionOut.model_rebuild()
+
+
+# --- re-authentication with a sealed template ---------------------------------------------------------
+
+class ReauthReasonOut(BaseModel):
+    reason: str = Field(
+        description="Machine-readable: match:match, match:below_threshold, selfie:... (as in a proofing), or a "
+                    "refusal of the sealed template: sealed_malformed, sealed_signature_invalid, "
+                    "sealed_handle_mismatch (with `number`: the number is not registered to this person), "
+                    "sealed_unknown, sealed_revoked, sealed_model_mismatch, sealed_secret_wrong, "
+                    "recovery_code_invalid.")
+    text: str = Field(description="What to tell the person.")
+
+
+class ReauthOut(BaseModel):
+    outcome: Literal["accept", "reject", "retry"] = Field(
+        description="accept: the person in the selfie is the one the sealed template was issued to; retry: "
+                    "a new selfie or a retyped recovery code may succeed; reject: it will not.")
+    reasons: list[ReauthReasonOut]
+    score: float | None = Field(description="The 1:1 score of the selfie against the unsealed template (null when "
+                                            "the template was refused before any face was compared).")
+    threshold: float
+    target_fmr: float | None = Field(description="False-match rate the threshold is calibrated to.")
+    person_token: str | None = Field(
+        default=None,
+        description="Accept only, shown once: a person token for the re-authenticated person (GET /v1/me/numbers, "
+                    "disputes, DELETE /v1/me/sealed-template), valid as long as one from a proofing.")
+    evidence: str | None = Field(
+        default=None,
+        description="When the server signs evidence: the re-authentication's signed evidence record (as for a "
+                    "proofing decision; the selfie's salted hash only, nothing of the sealed template or code).")
 
 
 # --- registry ------------------------------------------------------------------------------------------

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from idproof.service.deps import Operator, State
 from idproof.service.models import DecisionOut, ReasonOut, SessionOut
 from idproof.service.problems import ProblemError, problem_responses
 from idproof.service.routes_credential import credential_offer
+from idproof.service.routes_sealed import issue_sealed_template
 from idproof.service.sessions import BudgetSpent, ProofingSession
 from idproof.service.uploads import (
     IMAGE_MEDIA_TYPES,
@@ -145,11 +146,19 @@ async def put_chip(session_id: str, request: Request, state: State, op: Operator
 @router.put("/{session_id}/selfie", response_model=DecisionOut, openapi_extra=IMAGE_BODY,
             responses=problem_responses(*_AUTH, 404, 409, 413, 415),
             summary="Upload the selfie: verify, record the decision, close the session")
-async def put_selfie(session_id: str, request: Request, state: State, op: Operator) -> DecisionOut:
+async def put_selfie(
+    session_id: str, request: Request, state: State, op: Operator,
+    sealed_template: Annotated[bool, Query(
+        description="On accept, also issue the person a sealed template of this selfie and its recovery code "
+                    "(`sealed_template` in the decision, shown once), for re-authentication without the document "
+                    "(POST /v1/reauth); it revokes their earlier ones. Ignored when the server has no sealing key.",
+    )] = False,
+) -> DecisionOut:
     """Runs the 1:1 verification (document or chip portrait vs. selfie), records the decision in the
     registry (outcome and scores only) and drops every uploaded byte. On `accept`, the response carries
-    `proofing_id` (to bind numbers) and a one-time `person_token` for the person. A `retry` lists what
-    to fix; start a new session for the next attempt."""
+    `proofing_id` (to bind numbers) and a one-time `person_token` for the person, and with
+    `?sealed_template=true` a sealed template and recovery code for the person to keep. A `retry` lists
+    what to fix; start a new session for the next attempt."""
     s = state.sessions.get(session_id, op.operator_id)
     if s is None:
         raise _not_found(session_id)
@@ -171,7 +180,11 @@ async def put_selfie(session_id: str, request: Request, state: State, op: Operat
     record = await run_in_threadpool(state.registry.record_proofing, decision, operator_id=op.operator_id)
     token = await run_in_threadpool(state.registry.issue_person_token, record.id) if decision.accepted else None
     evidence = await run_in_threadpool(sign_evidence, state, decision, record.id, inputs)
-    return decision_out(decision, record, token, credential_offer(state, decision)).model_copy(update={"evidence": evidence})
+    sealed = None
+    if sealed_template and decision.accepted:
+        sealed = await run_in_threadpool(issue_sealed_template, state, decision, op.operator_id)
+    out = decision_out(decision, record, token, credential_offer(state, decision))
+    return out.model_copy(update={"evidence": evidence, "sealed_template": sealed})
 
 
 def evidence_inputs(*, document: bytes | None = None, selfie: bytes | None = None, chip: dict[str, bytes] | None = None,
