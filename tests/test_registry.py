@@ -141,6 +141,8 @@ def test_registry_has_no_way_to_list_identities():
     assert public == {
         "record_proofing", "get_proofing", "add_operator", "authenticate", "issue_person_token", "person_handle",
         "bind", "bind_many", "transfer", "unbind", "lookup", "my_numbers", "dispute", "operator_events", "audit", "close",
+        # the Merkle audit log: a person's own leaves, tree heads and proofs (hashes only), the auditor's export
+        "who_checked_me", "audit_tree_head", "audit_consistency", "audit_export",
     }  # fmt: skip
 
 

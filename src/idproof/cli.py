@@ -26,6 +26,9 @@ app.add_typer(evidence_app, name="evidence", help="Signed evidence records: make
 from idproof.audit.audit_cli import app as audit_app  # noqa: E402 - the Merkle audit log
 
 app.add_typer(audit_app, name="audit", help="The tamper-evident audit log: export, verify end to end, key.")
+from idproof.retention import app as retention_app  # noqa: E402 - retention of evidence and audit payloads
+
+app.add_typer(retention_app, name="retention", help="Retention: purge old evidence records and audit-log payloads (leaf hashes stay).")
 
 # Shared sample data sits beside the repository (../shared/data) unless IDPROOF_DATA says otherwise.
 SHARED = Path(os.environ.get("IDPROOF_DATA", "../shared/data"))
@@ -441,6 +444,7 @@ def serve(
     bbs_issuer_key: Annotated[Optional[Path], typer.Option(help="BBS issuer key file (idproof credential keygen).")] = None,
     sdjwt_issuer_key: Annotated[Optional[Path], typer.Option(help="SD-JWT VC issuer key file (idproof credential keygen).")] = None,
     evidence_key: Annotated[Optional[Path], typer.Option(envvar="IDPROOF_EVIDENCE_KEY", help="Ed25519 key that signs every decision's evidence record (idproof evidence keygen).")] = None,
+    audit_key: Annotated[Optional[Path], typer.Option(envvar="IDPROOF_AUDIT_KEY", help="Ed25519 key that signs the audit log's tree heads (idproof audit keygen).")] = None,
     sealing_key: Annotated[Optional[Path], typer.Option(envvar="IDPROOF_SEALING_KEY", help="Ed25519 key that signs the sealed templates people keep for re-authentication without their document (make it once with idproof.sealed.generate_sealing_key); without it they are off.")] = None,
 ) -> None:
     """Run the HTTP service (one process: proofing sessions live in its memory). OpenAPI at /openapi.json."""
@@ -458,7 +462,7 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 2**20), min_age=min_age, cap=cap,
         proofing_max_age=timedelta(minutes=proofing_max_age),
         credential_issuer=credential_issuer, bbs_issuer_key=bbs_issuer_key, sdjwt_issuer_key=sdjwt_issuer_key,
-        evidence_key=evidence_key, sealing_key=sealing_key,
+        evidence_key=evidence_key, sealing_key=sealing_key, audit_key=audit_key,
     )
     try:
         service = create_app(settings)

@@ -15,7 +15,8 @@ Leaf (the bytes hashed as the RFC's entry, ``leaf_hash = SHA-256(0x00 || leaf)``
 where ``payload_sha256`` is SHA-256 of the payload's canonical JSON (null when there was no payload). ``seq``
 is the leaf's index in the tree (0-based), so a leaf cannot be moved without its hash changing.
 
-Tables (``metadata``; the lead folds them into an Alembic migration):
+Tables (on ``idproof.storage.models.Base.metadata``, so the schema check covers them; created by migration
+0005, or by ``MerkleLog.create_tables`` for embedded use):
 
 - ``audit_leaves(seq pk, leaf_hash, created_at, event, handle (indexed), payload (JSON, purgeable),
   payload_hash)``: one row per leaf; ``leaf_hash`` doubles as the tree's level-0 nodes.
@@ -56,13 +57,9 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
-    and_,
-    func,
     insert,
     null,
-    or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -86,6 +83,7 @@ from idproof.audit.sth import (
     parse_time,
     utc,
 )
+from idproof.storage.models import Base
 
 LEAF_VERSION = 1
 EXPORT_FORMAT = "idproof-audit-export"
@@ -93,7 +91,9 @@ EXPORT_VERSION = 1
 
 # --- tables ------------------------------------------------------------------------------------------------
 
-metadata = MetaData()
+# The schema's one MetaData (idproof.storage.models imports this module at its bottom, so Base.metadata is the
+# whole schema and the migrations are checked against these tables too).
+metadata: MetaData = Base.metadata
 
 # SQLite: INTEGER PRIMARY KEY is the rowid (no second index); PostgreSQL: BIGINT.
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")
@@ -130,15 +130,21 @@ audit_tree_heads = Table(
     Column("key_id", String(64), nullable=False),
 )
 
+TABLES = (audit_leaves, audit_nodes, audit_tree_heads)
+
 # --- leaves ------------------------------------------------------------------------------------------------
 
 _EVENT = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 _HANDLE = re.compile(r"[0-9a-f]{64}")  # hex HMAC-SHA256 (idproof.registry.handles)
 
 
+# json.dumps with these options builds a new encoder on every call: one, made once, encodes the same bytes
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8, no NaN/Infinity: one byte string per JSON value."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _CANONICAL.encode(obj).encode()
 
 
 def payload_hash(payload: dict[str, Any]) -> bytes:
@@ -290,19 +296,27 @@ _CHUNK = 400  # bound parameters per IN list
 
 
 class DbNodes:
-    """``NodeSource`` over the tables: level 0 from ``audit_leaves.leaf_hash``, the rest from ``audit_nodes``."""
+    """``NodeSource`` over the tables: level 0 from ``audit_leaves.leaf_hash``, the rest from ``audit_nodes``.
+
+    The queries are plain SQL through the driver, one statement text per shape (how many ids at each level),
+    so both the driver's statement cache and PostgreSQL's prepared statements reuse them: building the same
+    query through SQLAlchemy's expression language cost most of an append (it reads the frontier, one node per
+    level, every time)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
     def get_nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
         ids = set(ids)
         out: dict[NodeId, bytes] = {}
         leaves = sorted(i for lvl, i in ids if lvl == 0)
         inner = sorted(n for n in ids if n[0] > 0)
+        m = self._mark
         for k in range(0, len(leaves), _CHUNK):
-            q = select(audit_leaves.c.seq, audit_leaves.c.leaf_hash).where(audit_leaves.c.seq.in_(leaves[k:k + _CHUNK]))
-            for seq, h in self.conn.execute(q):
+            chunk = leaves[k:k + _CHUNK]
+            sql = f"SELECT seq, leaf_hash FROM audit_leaves WHERE seq IN ({', '.join([m] * len(chunk))})"
+            for seq, h in self.conn.exec_driver_sql(sql, tuple(chunk)):
                 out[(0, seq)] = bytes(h)
         for k in range(0, len(inner), _CHUNK):
             # (level = l AND idx IN (..)) OR ..: both databases search the primary key for each term, where
@@ -310,9 +324,12 @@ class DbNodes:
             by_level: dict[int, list[int]] = {}
             for level, idx in inner[k:k + _CHUNK]:
                 by_level.setdefault(level, []).append(idx)
-            q = select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(
-                or_(*(and_(audit_nodes.c.level == lvl, audit_nodes.c.idx.in_(idxs)) for lvl, idxs in by_level.items())))
-            for level, idx, h in self.conn.execute(q):
+            terms, params = [], []
+            for lvl, idxs in by_level.items():
+                terms.append(f"(level = {m} AND idx IN ({', '.join([m] * len(idxs))}))")
+                params += [lvl, *idxs]
+            sql = f"SELECT level, idx, hash FROM audit_nodes WHERE {' OR '.join(terms)}"
+            for level, idx, h in self.conn.exec_driver_sql(sql, tuple(params)):
                 out[(level, idx)] = bytes(h)
         missing = ids - out.keys()
         if missing:
@@ -349,8 +366,9 @@ class MerkleLog:
         self._dialect = engine.dialect.name
 
     def create_tables(self) -> None:
-        """Create the three tables where missing (tests, embedded use; production runs the migration)."""
-        metadata.create_all(self.engine)
+        """Create the three tables where missing (tests, embedded use; production runs the migration, which
+        also adds the append-only triggers)."""
+        metadata.create_all(self.engine, tables=list(TABLES))
 
     # --- writing -----------------------------------------------------------------------------------------
 
@@ -572,16 +590,16 @@ class MerkleLog:
 
     def _lock(self, conn: Connection) -> None:
         if self._dialect == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
         elif self._dialect == "sqlite":
             # any UPDATE takes SQLite's one write lock (waiting busy_timeout), even one that changes no row
-            conn.execute(text("UPDATE audit_tree_heads SET size = size WHERE 0"))
+            conn.exec_driver_sql("UPDATE audit_tree_heads SET size = size WHERE 0")
         else:
             raise NotImplementedError(f"audit log on {self._dialect}: only PostgreSQL and SQLite")
 
     @staticmethod
     def _size(conn: Connection) -> int:
-        last = conn.execute(select(func.max(audit_leaves.c.seq))).scalar()
+        last = conn.exec_driver_sql("SELECT max(seq) FROM audit_leaves").scalar()  # the primary key's last entry
         return 0 if last is None else last + 1
 
     def _check_size(self, conn: Connection, size: int) -> int:

@@ -8,8 +8,14 @@
   numbers of their own handle; auditors read the audit trail and nothing else. Nothing lists identities.
 - Every bind / transfer / unbind / lookup / dispute / my_numbers writes its ``audit_log`` row in the same
   transaction as the change: both are there, or neither.
+- The same transaction appends the change's leaf (leaves) to the tamper-evident Merkle audit log
+  (``idproof.audit``): ``registry.<action>`` with the identity's handle, and the details (actor, number,
+  proofing id, status, ...) only in the leaf's purgeable payload, never in a leaf field. ``record_proofing``
+  appends ``proofing.decision``. ``who_checked_me`` gives a person their own leaves with inclusion proofs
+  against a signed tree head (``audit_signer``).
 - ``bind_many`` is bind for a batch (an operator's onboarding queue): the same rules and answers, one audit
-  row per bind, one transaction for the batch, written with a few set-wise statements instead of ~9 per bind.
+  row and one leaf per bind, one transaction for the batch, written with a few set-wise statements instead of
+  ~9 per bind (the leaves with one ``MerkleLog.append_many``).
 
 Locking: PostgreSQL locks the ``identities`` row (``INSERT .. ON CONFLICT DO NOTHING`` then ``SELECT .. FOR
 UPDATE``), several in sorted order; SQLite has one writer, taken up front with ``BEGIN IMMEDIATE``.
@@ -30,7 +36,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self, TypeVar
 
-from sqlalchemy import JSON, any_, bindparam, cast, delete, false, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,6 +55,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.types import UserDefinedType
 
+from idproof.audit.log import AuditEntry as LeafEntry
+from idproof.audit.log import AuditEvent, ConsistencyProof, InclusionProof, MerkleLog
+from idproof.audit.sth import SignedTreeHead, TreeHeadSigner
 from idproof.decision import Decision
 from idproof.registry.errors import (
     ForbiddenError,
@@ -69,6 +89,7 @@ __all__ = [
     "AuditEntry",
     "Binding",
     "OperatorEvent",
+    "PersonAudit",
     "Principal",
     "ProofingRecord",
     "Registry",
@@ -83,6 +104,7 @@ _MAX_PAGE = 1000
 _MAX_BATCH = 1000  # bind_many: requests per call (one transaction; its identity locks are held to the end)
 _MAX_REASON = 500
 _RETRIES = 8
+_HANDLE = re.compile(r"[0-9a-f]{64}")  # a keyed handle (hex HMAC-SHA256), the only handle a leaf may carry
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,37 @@ class AuditEntry:
     number: str | None
     handle: str | None
     details: dict
+
+
+@dataclass(frozen=True)
+class PersonAudit:
+    """A person's own leaves of the Merkle audit log ("who checked me"), each with its inclusion proof in the
+    tree of ``tree_size`` leaves whose root is ``root``. ``tree_head`` is the signed head of that tree; None
+    when the registry has no tree-head signer, and the proofs are then against ``root`` unsigned (``signed``
+    False): they show the leaves are in that tree, not that the log committed to it."""
+
+    handle: str = field(repr=False)
+    entries: list[tuple[LeafEntry, InclusionProof]]
+    tree_size: int
+    root: bytes
+    tree_head: SignedTreeHead | None
+
+    @property
+    def signed(self) -> bool:
+        return self.tree_head is not None
+
+    def verify(self, public_key: Any = None) -> bool:
+        """Every proof against ``root``, every leaf's fields against its hash, every payload still present
+        against its hash; and with a ``public_key`` the tree head's signature over ``root``."""
+        if public_key is not None and (self.tree_head is None or not self.tree_head.verify(public_key)):
+            return False
+        if self.tree_head is not None and (self.tree_head.size, self.tree_head.root) != (self.tree_size, self.root):
+            return False
+        return all(
+            e.handle == self.handle and e.payload_ok() and e.computed_leaf_hash() == p.leaf_hash == e.leaf_hash
+            and p.tree_size == self.tree_size and p.verify(self.root)
+            for e, p in self.entries
+        )
 
 
 @dataclass(frozen=True)
@@ -189,6 +242,34 @@ def _binding(row: Any) -> Binding:
     return Binding(row.number, row.operator_id, row.status, _utc(row.bound_at), row.handle)
 
 
+def _leaf_handle(handle: str | None) -> str | None:
+    """The handle a leaf may carry: a keyed handle, else none (a leaf field never holds anything else)."""
+    return handle if isinstance(handle, str) and _HANDLE.fullmatch(handle) else None
+
+
+def _leaf(action: str, actor: str, number: str | None, handle: str | None, details: dict) -> AuditEvent:
+    """The Merkle leaf of a registry change: ``registry.<action>`` and the identity's handle in the leaf; the
+    actor (operator id or "person"), the number and the other details only in the purgeable payload. Never a
+    second person's handle: the payload is shown to the leaf's person (``who_checked_me``)."""
+    payload: dict[str, Any] = {"actor": actor}
+    if number is not None:
+        payload["number"] = number
+    payload.update((k, v) for k, v in details.items() if "handle" not in k)
+    return AuditEvent(f"registry.{action}", _leaf_handle(handle), payload)
+
+
+def _leaves(action: str, actor: str, number: str | None, handle: str | None, details: dict) -> list[AuditEvent]:
+    """The leaves of one ``audit_log`` row: one, except a transfer's two, one for each holder ("side" from /
+    to), each with only that holder's own proofing, so neither person's entries show the other's handle or
+    proofing."""
+    if action == "transfer":
+        return [
+            _leaf(action, actor, number, details.get("from_handle"), {"side": "from", "proofing_id": details.get("current_proofing_id")}),
+            _leaf(action, actor, number, handle, {"side": "to", "proofing_id": details.get("new_proofing_id")}),
+        ]
+    return [_leaf(action, actor, number, handle, details)]
+
+
 class Registry:
     """The registry over one database (SQLite or PostgreSQL). Migrates the schema on open.
 
@@ -203,7 +284,11 @@ class Registry:
         cap: int = 5,
         proofing_max_age: timedelta = timedelta(minutes=15),
         clock: Callable[[], datetime] | None = None,
+        audit_signer: TreeHeadSigner | None = None,
     ) -> None:
+        """``audit_signer``: the Ed25519 key that signs the Merkle audit log's tree heads
+        (``idproof audit keygen``). Without one every change still appends its leaf; ``who_checked_me`` then
+        answers against the current root, unsigned, and ``audit_tree_head`` signs nothing."""
         if cap < 1:
             raise ValueError("cap must be at least 1")
         if proofing_max_age <= timedelta(0):
@@ -220,6 +305,8 @@ class Registry:
         self.proofing_max_age = proofing_max_age
         self._clock = clock or (lambda: datetime.now(UTC))
         migrate(self.engine)
+        # the Merkle audit log on the same database: leaves are appended inside the registry's transactions
+        self.audit_log = MerkleLog(self.engine, audit_signer, clock=self._clock)
 
     def close(self) -> None:
         if self._owns_engine:
@@ -258,7 +345,17 @@ class Registry:
             "subject_handle": record.handle,
             "operator_id": operator_id,
         }
-        self._tx(lambda conn: conn.execute(insert(ProofingDecision).values(values)))
+        leaf = AuditEvent(
+            "proofing.decision",
+            _leaf_handle(record.handle),
+            {"proofing_id": record.id, "outcome": record.outcome, "reasons": list(decision.reasons), "operator_id": operator_id},
+        )
+
+        def run(conn: Connection) -> None:
+            conn.execute(insert(ProofingDecision).values(values))
+            self.audit_log.append_many(conn, [leaf])
+
+        self._tx(run)
         return record
 
     def get_proofing(self, proofing_id: str) -> ProofingRecord | None:
@@ -405,7 +502,7 @@ class Registry:
             taken: dict[str, str] = {n: st for n, st in conn.execute(q)}
             q = select(NumberBinding.handle, func.count()).where(self._among(NumberBinding.handle, handles)).group_by(NumberBinding.handle)
             held: dict[str, int] = {h: c for h, c in conn.execute(q)}
-            rows, audits = [], []
+            rows, audits, leaves = [], [], []
             for i, num, p in proven:
                 handle = p.subject_handle
                 if num in taken:
@@ -422,10 +519,12 @@ class Registry:
                 audits.append(
                     {"at": now, "action": "bind", "actor": operator.operator_id, "number": num, "handle": handle, "details": {"proofing_id": p.id}}
                 )
+                leaves.append(_leaf("bind", operator.operator_id, num, handle, {"proofing_id": p.id}))
                 out[i] = Binding(num, operator.operator_id, "active", now, handle)
             if rows:
                 self._insert_many(conn, NumberBinding, rows)
                 self._insert_many(conn, AuditRecord, audits)
+                self.audit_log.append_many(conn, leaves)  # last: the log's append lock is held only to the commit
             return out  # type: ignore[return-value]
 
         if not wanted:
@@ -576,6 +675,54 @@ class Registry:
                 .limit(max(1, min(limit, _MAX_PAGE)))
             ).all()
         return [AuditEntry(r.seq, _utc(r.at), r.action, r.actor, r.number, r.handle, dict(r.details)) for r in rows]
+
+    # --- the Merkle audit log -----------------------------------------------------------------------------
+
+    def who_checked_me(self, handle: str) -> PersonAudit:
+        """Every leaf of the Merkle audit log about this handle ("who checked me": proofings, binds, lookups,
+        transfers, disputes, template unseals), each with its inclusion proof. With a tree-head signer the
+        proofs are against a signed tree head, signed now if the log grew since the last one; without one,
+        against the current root, unsigned (``PersonAudit.signed`` is False). Only this handle's leaves: take
+        the handle from ``person_handle(token)``. (Reading one's own audit is not itself audited.)"""
+        self._require_handle(handle)
+        if not _HANDLE.fullmatch(handle):
+            raise ForbiddenError("Not an identity handle.", fix="Take the handle from person_handle(token).")
+        log = self.audit_log
+        if log.signer is not None:
+            head = self._tx(log.sign_tree_head)
+            size, root = head.size, head.root
+        else:
+            head = None
+            with self.engine.connect() as conn:
+                size = log.size(conn)
+            root = log.root(size)
+        return PersonAudit(handle, log.entries_for_handle(handle, tree_size=size), size, root, head)
+
+    def audit_tree_head(self, *, fresh: bool = True) -> SignedTreeHead | None:
+        """The latest signed tree head of the Merkle audit log. With a signer and ``fresh``, a head over the
+        log as it is now is signed first (the stored head when the log has not grown since). None when no head
+        was ever signed."""
+        if fresh and self.audit_log.signer is not None:
+            return self._tx(self.audit_log.sign_tree_head)
+        return self.audit_log.latest_tree_head()
+
+    def audit_consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """RFC 9162 consistency proof that the log of ``new_size`` leaves (default: the latest signed head)
+        extends the log of ``old_size`` leaves. ``ValueError`` for sizes the log does not have; ``LookupError``
+        when ``new_size`` is left out and no head was signed."""
+        if new_size is not None and not 0 <= old_size <= new_size:
+            raise ValueError(f"no consistency proof from size {old_size} to {new_size}")
+        return self.audit_log.consistency_proof(old_size, new_size)
+
+    def audit_export(self, auditor: Principal) -> Any:
+        """The whole Merkle audit log as export records (``MerkleLog.export_records``: a header, the signed
+        tree heads, every leaf), for ``idproof audit verify``; auditors only. With a signer a head over the
+        log as it is now is signed first, so the export ends covered. Leaves carry handles and payloads carry
+        numbers: it is the auditor's copy, as ``audit`` is."""
+        self._require(auditor, "auditor")
+        if self.audit_log.signer is not None:
+            self._tx(self.audit_log.sign_tree_head)
+        return self.audit_log.export_records()
 
     # --- internals --------------------------------------------------------------------------------------
 
@@ -758,9 +905,12 @@ class Registry:
     def _audit(
         self, conn: Connection, at: datetime, action: str, actor: str, number: str | None, handle: str | None, details: dict
     ) -> None:
+        """The ``audit_log`` row and the Merkle leaves (``_leaves``), in ``conn``'s transaction. Call it last in
+        the transaction: the leaves' append holds the log's lock until the commit."""
         conn.execute(
             insert(AuditRecord).values(at=at, action=action, actor=actor, number=number, handle=handle, details=details)
         )
+        self.audit_log.append_many(conn, _leaves(action, actor, number, handle, details))
 
     @staticmethod
     def _require_handle(handle: str | None) -> None:

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from idproof._timing import ms_since
+from idproof.audit.log import MerkleLog
 from idproof.decision import Finding, finding
 from idproof.errors import ImageError
 from idproof.imageio import load_image
@@ -99,7 +103,9 @@ class SealedTemplates:
     """Issue, check and revoke sealed templates. ``engine_db``: an Engine on a migrated database, or a URL
     (migrated on open). ``signing_key``: the service's Ed25519 sealing key (``load_sealing_key``);
     ``verify_keys``: earlier sealing keys' public halves, so templates issued before a key rotation still open.
-    ``verifier``: its face engine, quality gate, passive PAD, scorer and calibrated threshold are used."""
+    ``verifier``: its face engine, quality gate, passive PAD, scorer and calibrated threshold are used.
+    ``audit_log``: the Merkle audit log every re-authentication attempt is appended to (a ``template_unseal``
+    leaf); by default one on the same database (the registry's, when they share it)."""
 
     def __init__(
         self,
@@ -110,6 +116,7 @@ class SealedTemplates:
         verify_keys: Sequence[Ed25519PublicKey] = (),
         quantization: Quantization = "int8",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        audit_log: MerkleLog | None = None,
     ) -> None:
         if isinstance(engine_db, str):
             engine_db = make_engine(engine_db)
@@ -122,6 +129,7 @@ class SealedTemplates:
         self._clock = clock
         self._models = tuple(verifier.scorer.models)
         self._model_tag = model_tag(self._models).hex()
+        self.audit_log = audit_log if audit_log is not None else MerkleLog(self.engine)
 
     def __repr__(self) -> str:
         return f"SealedTemplates(kid={issuer_kid(self._signing_key.public_key()).hex()!r}, models={self._models!r})"
@@ -188,7 +196,21 @@ class SealedTemplates:
         revocation are checked before the recovery code opens it; then the selfie goes through the face
         engine, quality gate and passive PAD, and is compared 1:1 with the unsealed template at the
         calibrated threshold. The unsealed template is dropped before this returns. Raises nothing for bad
-        input: every refusal is a result with its reason."""
+        input: every refusal is a result with its reason.
+
+        Every attempt, accepted or refused, appends a ``template_unseal`` leaf to the audit log (its own
+        transaction, before the result is returned): the handle once the issuer's signature has verified, and
+        in the payload the outcome, the reasons and the template version, nothing of the template or code."""
+        result = self._reauthenticate(sealed, recovery_code, selfie, expected_handle=expected_handle)
+        self._tx(lambda conn: self.audit_log.append(conn, "template_unseal", _leaf_handle(result.handle), {
+            "outcome": result.outcome.value, "reason": result.reason, "reasons": list(result.reasons),
+            "version": result.version,
+        }))
+        return result
+
+    def _reauthenticate(
+        self, sealed: str, recovery_code: str, selfie: ImageInput, *, expected_handle: str | None = None
+    ) -> ReauthResult:
         start = time.perf_counter()
         timings: dict[str, float] = {}
         refuse = self._refusal
@@ -305,6 +327,11 @@ class SealedTemplates:
                     raise
             time.sleep(0.005 * (2**attempt) * (1 + secrets.randbelow(100) / 100))
         raise AssertionError("unreachable")
+
+
+def _leaf_handle(handle: str | None) -> str | None:
+    """A keyed handle (64 lowercase hex) for the leaf, else none: a leaf field never holds anything else."""
+    return handle if isinstance(handle, str) and len(handle) == 64 and all(c in "0123456789abcdef" for c in handle) else None
 
 
 # --- the sealing key: outside the database, like the registry key ---------------------------------------------

@@ -55,6 +55,7 @@ class Settings:
     credential_lifetime: timedelta = timedelta(days=30)
     # Signed evidence: with an Ed25519 key (idproof evidence keygen), every decision gets a signed record.
     evidence_key: str | Path | Any = None  # PATH of EvidenceKey.save, or an EvidenceKey
+    audit_key: str | Path | Any = None  # PATH/"file:PATH" of idproof audit keygen, or a TreeHeadSigner (signs tree heads)
     # Sealed templates the person keeps (idproof.sealed): off unless a sealing key is given.
     sealing_key: str | Path | Any = None  # PATH / "file:PATH" of generate_sealing_key, or an Ed25519PrivateKey
     sealing_verify_keys: tuple[str | Path | Any, ...] = ()  # earlier sealing keys (public PEM / private PEM / key
@@ -76,6 +77,15 @@ def _default_verifier(key: RegistryKey, policy: DocumentPolicy) -> Verifier:
     from idproof.api import Verifier
 
     return Verifier(registry_key=key, document_policy=policy)
+
+
+def _audit_signer(spec: Any):
+    """The Merkle audit log's tree-head signer (None: leaves are appended, tree heads are not signed)."""
+    if spec is None:
+        return None
+    from idproof.audit import TreeHeadSigner
+
+    return spec if isinstance(spec, TreeHeadSigner) else TreeHeadSigner.load(str(spec).removeprefix("file:"))
 
 
 def _evidence_key(spec: Any):
@@ -165,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     from idproof.registry.handles import RegistryKey
     from idproof.registry.rules import Registry
     from idproof.service import (
+        routes_audit,
         routes_capture,
         routes_credential,
         routes_proofings,
@@ -179,7 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
     kw = {"clock": settings.registry_clock} if settings.registry_clock is not None else {}
     sealing_key, sealing_verify_keys = _sealing_keys(settings)  # before the database: a bad key file fails fast
     registry = Registry(settings.db_url or default_url(), cap=settings.cap,
-                        proofing_max_age=settings.proofing_max_age, **kw)
+                        proofing_max_age=settings.proofing_max_age, audit_signer=_audit_signer(settings.audit_key), **kw)
     state = ServiceState(
         registry=registry,
         sessions=SessionStore(max_sessions=settings.max_sessions, ttl_s=settings.session_ttl.total_seconds(),
@@ -235,6 +246,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_capture.page)  # the person's capture page (GET /capture?s=TOKEN)
     app.include_router(routes_capture.api)
     for r in (routes_registry.numbers, routes_registry.events, routes_registry.me, routes_registry.audit):
+        app.include_router(r)
+    for r in (routes_audit.me, routes_audit.audit, routes_audit.well_known):
         app.include_router(r)
     app.include_router(routes_sealed.reauth)
     app.include_router(routes_sealed.me)

@@ -130,5 +130,6 @@ class OperatorEventRecord(Base):
 
 # Tables whose models live with the code that owns them, on this Base, so that Base.metadata is the whole
 # schema (the migrations are checked against it). Imported last: they import Base from here.
+from idproof.audit import log as _audit_log  # noqa: E402,F401  (audit_leaves / audit_nodes / audit_tree_heads)
 from idproof.evidence import store as _evidence_store  # noqa: E402,F401
 from idproof.sealed import store as _sealed_store  # noqa: E402,F401

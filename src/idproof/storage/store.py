@@ -83,8 +83,14 @@ class Store:
             code_version=d.code_version,
             subject_handle=d.subject_handle,
         )
+        from idproof.audit.log import MerkleLog
+
         with Session(self.engine) as s, s.begin():
             s.add(row)
+            s.flush()
+            # the decision's leaf in the tamper-evident audit log, in the same transaction (outcome only)
+            MerkleLog(self.engine).append(s.connection(), "proofing.decision", d.subject_handle,
+                                          {"proofing_id": record_id, "outcome": d.outcome.value, "reasons": list(d.reasons)})
         return record_id
 
     def get_decision(self, record_id: str) -> ProofingDecision | None:
