@@ -29,6 +29,9 @@ app.add_typer(audit_app, name="audit", help="The tamper-evident audit log: expor
 from idproof.retention import app as retention_app  # noqa: E402 - retention of evidence and audit payloads
 
 app.add_typer(retention_app, name="retention", help="Retention: purge old evidence records and audit-log payloads (leaf hashes stay).")
+from idproof.breach.cli import breach_drill  # noqa: E402 - what a stolen copy of the database yields
+
+app.command("breach-drill")(breach_drill)
 
 # Shared sample data sits beside the repository (../shared/data) unless IDPROOF_DATA says otherwise.
 SHARED = Path(os.environ.get("IDPROOF_DATA", "../shared/data"))
