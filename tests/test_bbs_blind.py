@@ -3,18 +3,16 @@ and beyond: commitment, blind signing, verification, proofs with committed messa
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from bbs_fixtures import SUITES, VECTORS, _h, _id, _load, _suite
 
 from idproof.credential.bbs import SHA256, SHAKE256, Ciphersuite, blind, core
 from idproof.credential.bbs._suite import R, seeded_random_scalars
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "bbs"
 BLIND = VECTORS / "blind"
 pytestmark = pytest.mark.skipif(not VECTORS.is_dir(), reason=f"BBS test vectors not found at {VECTORS}")
-SUITES: dict[str, Ciphersuite] = {"bls12-381-sha-256": SHA256, "bls12-381-shake-256": SHAKE256}
 
 
 def _files(pattern: str) -> list[Path]:
@@ -27,22 +25,6 @@ PROOFS = _files("*/proof/*.json")
 MESSAGES = _files("messages.json")
 #: Fixture files this module consumes (used by the accounting test in test_bbs_vectors.py).
 CONSUMED = COMMITS + SIGNATURES + PROOFS + MESSAGES
-
-
-def _id(p: Path) -> str:
-    return p.relative_to(VECTORS).as_posix()
-
-
-def _load(p: Path) -> dict:
-    return json.loads(p.read_text())
-
-
-def _suite(p: Path) -> Ciphersuite:
-    return SUITES[p.relative_to(VECTORS).parts[1]]
-
-
-def _h(x: str) -> bytes:
-    return bytes.fromhex(x)
 
 
 def _scalar(x: str | None) -> bytes | None:

@@ -4,18 +4,16 @@ finalization, proofs with pseudonyms."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from bbs_fixtures import SUITES, VECTORS, _h, _id, _load, _suite
 
 from idproof.credential.bbs import SHA256, SHAKE256, Ciphersuite, core, pseudonym
 from idproof.credential.bbs._suite import seeded_random_scalars
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "bbs"
 NYM = VECTORS / "pseudonym"
 pytestmark = pytest.mark.skipif(not VECTORS.is_dir(), reason=f"BBS test vectors not found at {VECTORS}")
-SUITES: dict[str, Ciphersuite] = {"bls12-381-sha-256": SHA256, "bls12-381-shake-256": SHAKE256}
 
 
 def _files(pattern: str) -> list[Path]:
@@ -28,22 +26,6 @@ PROOFS = _files("*/nymProof/*.json")
 MESSAGES = _files("messages.json")
 #: Fixture files this module consumes (used by the accounting test in test_bbs_vectors.py).
 CONSUMED = COMMITS + SIGNATURES + PROOFS + MESSAGES
-
-
-def _id(p: Path) -> str:
-    return p.relative_to(VECTORS).as_posix()
-
-
-def _load(p: Path) -> dict:
-    return json.loads(p.read_text())
-
-
-def _suite(p: Path) -> Ciphersuite:
-    return SUITES[p.relative_to(VECTORS).parts[1]]
-
-
-def _h(x: str) -> bytes:
-    return bytes.fromhex(x)
 
 
 def _scalar(x: str) -> bytes:

@@ -8,41 +8,23 @@ Vectors: ../shared/vectors/bbs (copied from Wind4Greg/grotto-bbs-signatures @ ae
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
+from bbs_fixtures import SUITES, VECTORS, _h, _id, _load, _suite
 
 from idproof.credential.bbs import SHA256, SHAKE256, Ciphersuite, core
 from idproof.credential.bbs._suite import R, seeded_random_scalars
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "bbs"
 pytestmark = pytest.mark.skipif(not VECTORS.is_dir(), reason=f"BBS test vectors not found at {VECTORS}")
 
-SUITES: dict[str, Ciphersuite] = {"bls12-381-sha-256": SHA256, "bls12-381-shake-256": SHAKE256}
 CORE = VECTORS / "core"
 
 
 def _files(pattern: str) -> list[Path]:
     return sorted(CORE.glob(pattern)) if CORE.is_dir() else []
-
-
-def _id(p: Path) -> str:
-    return p.relative_to(VECTORS).as_posix()
-
-
-def _load(p: Path) -> dict:
-    return json.loads(p.read_text())
-
-
-def _suite(p: Path) -> Ciphersuite:
-    return SUITES[p.relative_to(VECTORS).parts[1]]
-
-
-def _h(x: str) -> bytes:
-    return bytes.fromhex(x)
 
 
 GENERATORS = _files("*/generators.json")
