@@ -407,3 +407,18 @@ def test_sealed_endpoints_fuzzed_with_the_feature_on(tmp_path):
             if label.endswith("positive"):
                 assert statuses - {401, 403}, (label, statuses)
         assert 200 in seen["POST /v1/reauth positive"], seen  # answers (a refused template), not only 422s
+
+
+def test_cli_sealed_keygen_makes_a_key_serve_accepts_and_never_overwrites(tmp_path):
+    from typer.testing import CliRunner
+
+    from idproof.cli import app
+    from idproof.sealed.service import load_sealing_key
+
+    key = tmp_path / "sealing.pem"
+    r = CliRunner().invoke(app, ["sealed", "keygen", str(key)])
+    assert r.exit_code == 0, r.output
+    assert key.stat().st_mode & 0o077 == 0 and load_sealing_key(key) is not None
+    before = key.read_bytes()
+    again = CliRunner().invoke(app, ["sealed", "keygen", str(key)])
+    assert again.exit_code == 2 and key.read_bytes() == before

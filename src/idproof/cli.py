@@ -543,3 +543,20 @@ def credential_keygen(
     IssuerKey.generate(valid_for=timedelta(days=valid_days)).save(bbs)
     SdJwtIssuerKey.generate(valid_for=timedelta(days=valid_days)).save(sd)
     typer.echo(f"--bbs-issuer-key {bbs} --sdjwt-issuer-key {sd}")
+
+
+sealed_app = typer.Typer(no_args_is_help=True, help="Person-held sealed face templates: the service's sealing key.")
+app.add_typer(sealed_app, name="sealed")
+
+
+@sealed_app.command("keygen")
+def sealed_keygen(path: Annotated[Path, typer.Argument(help="Where to write the Ed25519 sealing key (PEM, owner-only; never overwritten).")]) -> None:
+    """Make the key that signs sealed templates; pass it to `idproof serve --sealing-key`."""
+    from idproof.errors import IdproofError
+    from idproof.sealed.service import generate_sealing_key
+
+    try:
+        generate_sealing_key(path)
+    except IdproofError as e:
+        _fail(str(e))
+    typer.echo(f"--sealing-key {path}")
