@@ -74,7 +74,7 @@ _NUMBER_MISMATCH_TEXT = ("This number is not registered to the person this seale
 def _not_configured() -> ProblemError:
     return ProblemError(404, "sealed_templates_not_configured", "This server does not issue or accept sealed templates.",
                         fix="Start the server with --sealing-key PATH (make the key once with "
-                            "idproof.sealed.generate_sealing_key(PATH)); until then, prove with the document.")
+                            "`idproof sealed keygen PATH`); until then, prove with the document.")
 
 
 def _audit(state: ServiceState, action: str, actor: str, handle: str | None, details: dict) -> None:
