@@ -48,6 +48,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from idproof.bench._progress import Bars
+
 IMPLS = ("bbs_library", "bbs_product", "sdjwt", "sdjwt_peer")
 PHASES = {  # phases per implementation, in the order they run within a repeat
     "bbs_library": ("issue", "present", "verify"),
@@ -276,35 +278,6 @@ def goals(ours: dict[str, Any]) -> dict[str, Any]:
 # --- the bench --------------------------------------------------------------------------------------------------
 
 
-class _Bar:
-    """A rich progress bar on stderr (or the given console), or nothing."""
-
-    def __init__(self, enabled: bool, total: int, console: Any = None) -> None:
-        self.progress = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            cols = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            self.progress = Progress(*cols, console=console or Console(stderr=True), transient=True)
-            self.task = self.progress.add_task("credential bench", total=total)
-            self.progress.start()
-
-    def step(self, text: str) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, description=text)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def run(*, json_out: bool = False, seconds: float = 2.0, repeats: int = 3, console: Any = None,
         only: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the bench and return one JSON-ready object; print the tables (to ``console``, a rich Console, or
@@ -321,14 +294,15 @@ def run(*, json_out: bool = False, seconds: float = 2.0, repeats: int = 3, conso
     runs: dict[str, dict[str, list[dict]]] = {i: {p: [] for p in PHASES[i]} for i in wanted}
     failed: dict[str, str] = {}
     steps = len(wanted) + repeats * sum(len(PHASES[i]) for i in wanted)
-    bar = _Bar(not json_out, steps, console)
+    bar = Bars(not json_out, console=console, description_width=40, time_remaining=False, transient=True)
+    step = bar.stepper("credential bench", steps)
     with tempfile.TemporaryDirectory(prefix="idproof-bench-credential-") as tmp:
         workers: dict[str, Worker] = {}
         try:
             for impl in wanted:
                 workers[impl] = Worker(impl, cpu, Path(tmp))
             for impl in wanted:
-                bar.step(f"setup {impl}")
+                step(f"setup {impl}")
                 try:
                     setups[impl] = workers[impl].ask({"op": "setup"})
                 except RuntimeError as e:
@@ -342,7 +316,7 @@ def run(*, json_out: bool = False, seconds: float = 2.0, repeats: int = 3, conso
                     for impl in order:
                         if phase not in PHASES[impl] or impl in failed:
                             continue
-                        bar.step(f"{impl} {phase} ({rep + 1}/{repeats})")
+                        step(f"{impl} {phase} ({rep + 1}/{repeats})")
                         try:
                             runs[impl][phase].append(_phase(workers[impl], phase, seconds, cpu))
                         except RuntimeError as e:

@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from idproof.bench._progress import Bars
 from idproof.errors import IdproofError
 
 OURS, FLOOR = "idproof", "raw_sql_floor"
@@ -601,39 +602,8 @@ def _count(target: Target, table: str) -> int:
         conn.close()
 
 
-class _Bar:
-    """The Rich progress bar on stderr (or nothing)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            cols = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-            self.progress = Progress(*cols, console=Console(stderr=True))
-            self.progress.start()
-
-    def task(self, name: str, total: int) -> Callable[[int], None]:
-        if self.progress is None:
-            return lambda done: None
-        t = self.progress.add_task(name, total=total)
-        return lambda done: self.progress.update(t, completed=min(done, total))
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def run_size(
-    target: Target, size: int, *, ops: int, clients: int, batch: int, batch_ops: int, seed: int, bar: _Bar
+    target: Target, size: int, *, ops: int, clients: int, batch: int, batch_ops: int, seed: int, bar: Bars
 ) -> dict[str, Any]:
     """Load ``size`` numbers into the (fresh) target, then time every figure; ours and the floor's."""
     from idproof.registry import Registry
@@ -819,7 +789,7 @@ def run(
     machine = machine_info()
     per_size: dict[int, dict] = {}
     database: dict[str, Any] = {}
-    bar = _Bar(progress)
+    bar = Bars(progress)
     try:
         for i, size in enumerate(sizes):
             with fresh_database(db, tag=f"-{size}") as target:
