@@ -235,19 +235,13 @@ class Verifier:
         return self._pad
 
     def _pad_findings(self, rgb: Any, selfie: FaceSample) -> list[Finding]:
-        from idproof.liveness.active import _pad_finding
+        from idproof.liveness.active import pad_findings
 
         try:
             result = self._pad.assess(rgb, face=selfie.face)
         except Exception as exc:  # noqa: BLE001 - a PAD fault must not pass as "no attack"
             return [finding(Reason.PRESENTATION_ATTACK, "liveness", f"presentation-attack detection failed ({type(exc).__name__})", qualifier="pad_error")]
-        if not getattr(result, "is_attack", False):
-            return []
-        found: dict[str, Finding] = {}
-        for reason in result.reasons or ("pad:attack",):
-            f = _pad_finding(str(reason))
-            found.setdefault(f.reason, f)
-        return list(found.values())
+        return pad_findings([result]) if getattr(result, "is_attack", False) else []
 
     @property
     def active(self) -> ActiveChecker:

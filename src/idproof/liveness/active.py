@@ -574,12 +574,7 @@ class ActiveChecker:
         info = {"frames": len(results), "attacks": len(attacks), "scores": [round(float(getattr(r, "score", float("nan"))), 4) for r in results]}
         if not results or len(attacks) * 2 <= len(results):
             return [], info
-        codes: dict[str, Finding] = {}
-        for r in attacks:
-            for reason in getattr(r, "reasons", ()) or ("pad:attack",):
-                f = _pad_finding(str(reason))
-                codes.setdefault(f.reason, f)
-        return list(codes.values()), info
+        return pad_findings(attacks), info
 
 
 def _best(analysed):
@@ -592,6 +587,16 @@ def _best(analysed):
         return (fs.usable, -len(fs.quality.reasons), float(m.get("sharpness", 0.0)) - 0.01 * (abs(s.yaw) + abs(s.pitch)))
 
     return max(analysed, key=key)
+
+
+def pad_findings(attacks) -> list[Finding]:
+    """The findings of PAD results judged attacks: each fired cue once, however many frames fired it."""
+    codes: dict[str, Finding] = {}
+    for r in attacks:
+        for reason in getattr(r, "reasons", ()) or ("pad:attack",):
+            f = _pad_finding(str(reason))
+            codes.setdefault(f.reason, f)
+    return list(codes.values())
 
 
 def _pad_finding(reason: str) -> Finding:
