@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 import secrets
 from typing import Any
@@ -115,3 +116,14 @@ def jwk_thumbprint(public_jwk: dict[str, str]) -> str:
     members = ("crv", "kty", "x", "y") if kty == "EC" else ("crv", "kty", "x")
     canonical = json.dumps({m: public_jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
     return b64e(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+def finite_number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (a bool, a string, NaN, infinity, an int too large)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from idproof.credential._sdjwt_codec import (
     SdJwtError,
     b64d,
     b64e,
+    finite_number,
     json_dumps,
     jwk_thumbprint,
 )
@@ -167,12 +167,10 @@ def _bad_doc(msg: str) -> SdJwtError:
 def _number_or_none(value: Any, name: str) -> float | None:
     if value is None:
         return None
-    try:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise OverflowError
-        return float(value)
-    except OverflowError:
-        raise _bad_doc(f"has a non-numeric '{name}' on a key") from None
+    number = finite_number(value)
+    if number is None:
+        raise _bad_doc(f"has a non-numeric '{name}' on a key")
+    return number
 
 
 def _entry_from_params(params: dict[str, Any], skipped: dict[str, str]) -> VerifyKey | None:

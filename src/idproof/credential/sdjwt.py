@@ -42,6 +42,7 @@ from idproof.credential._sdjwt_codec import (
     SdJwtError,
     b64d,
     b64e,
+    finite_number,
     json_dumps,
     json_loads,
     jwk_thumbprint,
@@ -387,13 +388,11 @@ def _numeric_date(payload: dict[str, Any], name: str, *, what: str, reason: str 
     value = payload.get(name)
     if value is None:
         return None
-    try:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise OverflowError
-        return float(value)
-    except OverflowError:
+    number = finite_number(value)
+    if number is None:
         raise SdJwtError(reason, f"The {what} claim {name!r} is not a NumericDate (RFC 7519 Section 2).",
-                         fix="Use seconds since 1970-01-01T00:00:00Z as a JSON number.") from None
+                         fix="Use seconds since 1970-01-01T00:00:00Z as a JSON number.")
+    return number
 
 
 # --- presentation (holder) -------------------------------------------------------------------------------------
