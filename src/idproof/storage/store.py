@@ -65,6 +65,9 @@ class Store:
         self.url = url or default_url()
         self.engine = make_engine(self.url)
         migrate(self.engine)
+        from idproof.audit.log import MerkleLog  # here, not at the top: audit.log imports this package
+
+        self.audit_log = MerkleLog(self.engine)
 
     def record_decision(self, d: Decision) -> str:
         record_id = str(uuid.uuid4())
@@ -83,13 +86,11 @@ class Store:
             code_version=d.code_version,
             subject_handle=d.subject_handle,
         )
-        from idproof.audit.log import MerkleLog
-
         with Session(self.engine) as s, s.begin():
             s.add(row)
             s.flush()
             # the decision's leaf in the tamper-evident audit log, in the same transaction (outcome only)
-            MerkleLog(self.engine).append(s.connection(), "proofing.decision", d.subject_handle,
+            self.audit_log.append(s.connection(), "proofing.decision", d.subject_handle,
                                           {"proofing_id": record_id, "outcome": d.outcome.value, "reasons": list(d.reasons)})
         return record_id
 
